@@ -1,0 +1,27 @@
+# hmx: the two commands of the README quick start, and the checks CI runs.
+#   make train   set up .venv (CPU torch first) and run `hmx train` on its embedded CPU default
+#   make test    set up .venv and run ruff, mypy and the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hmx-installed
+
+.PHONY: setup train test lint
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0" || $(PY) -m pip install -q "torch>=2.4,<3"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+train: setup
+	$(VENV)/bin/hmx train $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check hmx tests benchmarks
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc

@@ -1,0 +1,125 @@
+"""Typed schemas for hmx's own config nodes, validated at start-up.
+
+Upstream dataclasses own their defaults: ``trainer`` and ``generation`` are deltas over
+``trl.GRPOConfig`` and ``peft`` is a delta over ``peft.LoraConfig``; they are checked by
+constructing those classes. hmx's own nodes are merged into the dataclasses below, so an
+unknown key or a wrong type fails with the node's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config node that cannot be used; the message names the node and field."""
+
+
+@dataclass
+class TinyModelConfig:
+    """Shape of the locally built Qwen3-architecture model (random weights, fixed seed)."""
+
+    vocab_size: int = 1024
+    hidden_size: int = 64
+    intermediate_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    head_dim: int = 16
+    max_position_embeddings: int = 2048
+    initializer_range: float = 0.3
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "tiny"
+    revision: str | None = None
+    dtype: str = "auto"  # auto: bf16 on a GPU that supports it, else float32
+    attn_implementation: str = "sdpa"
+    trust_remote_code: bool = False
+    tiny: TinyModelConfig | None = None
+
+
+@dataclass
+class DataConfig:
+    path: str = ""
+    prompt_column: str = "prompt"
+    train_split: str = "train"
+    eval_split: str | None = "eval"
+    split_column: str | None = "split"  # rows are filtered on this column when present
+    system_prompt: str | None = None
+    max_samples: int | None = None
+
+
+@dataclass
+class RubricConfig:
+    path: str = ""
+    direction: str = "forward"  # reverse: the contrastive run, score -> max + min - score
+
+
+@dataclass
+class JudgeConfig:
+    mode: str = "logprob"  # logprob (expected score, one forward pass) | generate
+    weights: str = "policy"  # policy: adapter on (self-rewarding) | base: adapter off (frozen judge)
+    batch_size: int = 16  # fixed micro-batch: every rank makes the same number of forward calls
+    prefill: str = "Score: "
+    max_prompt_chars: int = 2000
+    max_completion_chars: int = 4000
+
+
+@dataclass
+class LoggerConfig:
+    backend: str = "none"  # wandb | none
+    project: str = "hmx"
+    entity: str | None = None
+    mode: str = "auto"  # auto: online when WANDB_API_KEY is set, else offline
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PathsConfig:
+    runs_dir: str = "outputs/runs"
+    cache_dir: str = "~/.cache/hmx"
+
+
+CHOICES = {
+    ("judge", "mode"): ("logprob", "generate"),
+    ("judge", "weights"): ("policy", "base"),
+    ("rubric", "direction"): ("forward", "reverse"),
+    ("logger", "backend"): ("wandb", "none"),
+    ("logger", "mode"): ("auto", "online", "offline"),
+}
+
+SCHEMAS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "rubric": RubricConfig,
+    "judge": JudgeConfig,
+    "logger": LoggerConfig,
+    "paths": PathsConfig,
+}
+
+
+def typed_node(cfg: DictConfig, name: str) -> Any:
+    """Merge ``cfg[name]`` into its schema and return the dataclass instance."""
+    schema = SCHEMAS[name]
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[name])
+        node = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"config node '{name}': {err.msg if hasattr(err, 'msg') else err}") from None
+    for (group, key), allowed in CHOICES.items():
+        if group == name and getattr(node, key) not in allowed:
+            raise ConfigError(f"config field '{name}.{key}': must be one of {allowed}, got {getattr(node, key)!r}")
+    return node
+
+
+def plain_dict(cfg: DictConfig, name: str) -> dict[str, Any]:
+    """A delta node (trainer, generation, peft) as a plain dict."""
+    node = cfg.get(name)
+    return {} if node is None else dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]

@@ -1,0 +1,87 @@
+"""The self-judge as TRL reward functions: one per criterion, so TRL logs ``rewards/<name>/mean``.
+
+All criteria of a batch are scored in one judge pass (the first criterion's call fills a
+cache keyed by the batch's text; the others read it). A non-finite score becomes ``None``
+(TRL skips it) and is counted in ``judge/invalid``; it never crashes a run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from hmx.judge.scoring import LogprobJudge, Verdicts
+
+
+def message_text(item: Any) -> str:
+    """Plain text of a TRL prompt or completion (a string, or a list of chat messages)."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, list) and item:
+        last = item[-1]
+        content = last.get("content", "") if isinstance(last, dict) else str(last)
+        if isinstance(content, list):
+            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return str(content)
+    return ""
+
+
+class SelfJudgeRewards:
+    """Shared state behind the per-criterion reward functions."""
+
+    def __init__(self, judge: LogprobJudge):
+        self.judge = judge
+        self.model: torch.nn.Module | None = None
+        self.device = torch.device("cpu")
+        self._key: int | None = None
+        self._verdicts: Verdicts | None = None
+        self.invalid_total = 0
+
+    def bind(self, model: torch.nn.Module, device: torch.device) -> None:
+        """Give the judge the policy it scores with (the trainer's model: no second copy)."""
+        self.model, self.device = model, device
+
+    def verdicts(self, prompts: Sequence[Any], completions: Sequence[Any], log_metric: Callable | None) -> Verdicts:
+        prompt_texts = [message_text(p) for p in prompts]
+        completion_texts = [message_text(c) for c in completions]
+        key = hash((tuple(prompt_texts), tuple(completion_texts)))
+        if key != self._key or self._verdicts is None:
+            if self.model is None:
+                raise RuntimeError("the self-judge has no model: call bind() after building the trainer")
+            self._verdicts = self.judge.score(self.model, prompt_texts, completion_texts, self.device)
+            self._key = key
+            if log_metric is not None:
+                self._log(self._verdicts, log_metric)
+        return self._verdicts
+
+    def _log(self, verdicts: Verdicts, log_metric: Callable) -> None:
+        invalid = int((~torch.isfinite(verdicts.scores)).sum())
+        self.invalid_total += invalid
+        log_metric("judge/invalid", float(invalid))
+        log_metric("judge/label_mass", float(verdicts.label_mass.mean()))
+        for j, criterion in enumerate(self.judge.rubric.criteria):
+            column = verdicts.scores[:, j]
+            finite = column[torch.isfinite(column)]
+            if finite.numel():
+                log_metric(f"judge/{criterion.name}/score", float(finite.mean()))
+
+    def reward_functions(self) -> list[Callable[..., list[float | None]]]:
+        """One function per criterion, named after it; rewards are oriented (reverse flips them)."""
+        functions = []
+        for index, criterion in enumerate(self.judge.rubric.criteria):
+
+            def reward(prompts, completions, _index=index, _criterion=criterion, **kwargs) -> list[float | None]:
+                scores = self.verdicts(prompts, completions, kwargs.get("log_metric")).scores[:, _index]
+                return [
+                    _criterion.oriented(float(s)) if math.isfinite(float(s)) else None for s in scores.tolist()
+                ]
+
+            reward.__name__ = criterion.name
+            functions.append(reward)
+        return functions
+
+    def weights(self) -> list[float]:
+        return [criterion.weight for criterion in self.judge.rubric.criteria]

@@ -1,0 +1,72 @@
+"""Policy and tokenizer loading (hub id, local path or ``tiny``) and the LoRA config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from hmx.config import ConfigError, ModelConfig, TinyModelConfig
+from hmx.tiny import build_tiny
+
+
+def resolve_model_path(cfg: ModelConfig, cache_dir: str) -> str:
+    """``tiny`` → the locally built model's directory; anything else is a hub id or a local path."""
+    if cfg.name_or_path == "tiny":
+        return str(build_tiny(cfg.tiny or TinyModelConfig(), cache_dir))
+    path = Path(cfg.name_or_path).expanduser()
+    looks_local = cfg.name_or_path.startswith((".", "/", "~")) or path.exists()
+    if looks_local and not (path / "config.json").is_file():
+        raise ConfigError(
+            f"config field 'model.name_or_path': {cfg.name_or_path!r} is not a model directory "
+            "(no config.json there); give a local model directory, a hub id such as Qwen/Qwen3-0.6B, or tiny"
+        )
+    return str(path) if looks_local else cfg.name_or_path
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+    except KeyError:
+        raise ConfigError(f"config field 'model.dtype': unknown dtype {name!r}") from None
+
+
+def load_tokenizer(cfg: ModelConfig, cache_dir: str) -> PreTrainedTokenizerBase:
+    path = resolve_model_path(cfg, cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(
+        path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(cfg: ModelConfig, cache_dir: str) -> PreTrainedModel:
+    """The policy's base weights, safetensors only, ``trust_remote_code`` only when the config asks."""
+    path = resolve_model_path(cfg, cache_dir)
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path,
+            revision=cfg.revision,
+            dtype=resolve_dtype(cfg.dtype),
+            attn_implementation=cfg.attn_implementation,
+            trust_remote_code=cfg.trust_remote_code,
+            use_safetensors=True,
+        )
+    except OSError as err:
+        raise ConfigError(f"config field 'model.name_or_path': cannot load {cfg.name_or_path!r}: {err}") from None
+
+
+def lora_config(delta: dict[str, Any]) -> LoraConfig:
+    """``peft.LoraConfig`` from the ``peft`` node (only hmx's choices; peft owns the defaults)."""
+    try:
+        return LoraConfig(**delta)
+    except TypeError as err:
+        raise ConfigError(f"config node 'peft': {err}") from None

@@ -1,0 +1,122 @@
+"""``hmx train``: rubric-based self-rewarding GRPO, read top to bottom.
+
+    hmx train                                         # CPU default: tiny model, a few minutes
+    hmx train experiment=hmx_feel_qwen3_0.6b          # one 24 GB GPU
+    accelerate launch --config_file launch/accelerate/zero3.yaml -m hmx.train experiment=...
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from transformers import set_seed
+from trl import GRPOConfig, GRPOTrainer
+
+from hmx.config import ConfigError, plain_dict, typed_node
+from hmx.data import load_prompts
+from hmx.judge.rewards import SelfJudgeRewards
+from hmx.judge.scoring import LogprobJudge
+from hmx.models import load_model, load_tokenizer, lora_config
+from hmx.resources import CONF_DIR, rubric_path
+from hmx.rubrics.schema import RubricError, load_rubric
+from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process, write_config
+
+
+def grpo_args(cfg: DictConfig, run_dir: Path, report_to: list[str], reward_weights: list[float]) -> GRPOConfig:
+    """``trl.GRPOConfig`` from the ``trainer`` and ``generation`` deltas; TRL owns every other default."""
+    delta = {**plain_dict(cfg, "trainer"), **plain_dict(cfg, "generation")}
+    delta.setdefault("use_cpu", not torch.cuda.is_available())  # DeepSpeed on CPU ranks needs it
+    try:
+        return GRPOConfig(
+            output_dir=str(run_dir),
+            seed=cfg.seed,
+            report_to=report_to,
+            run_name=run_dir.name,
+            reward_weights=reward_weights,
+            **delta,
+        )
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config nodes 'trainer'/'generation' (trl.GRPOConfig fields): {err}") from None
+
+
+def run(cfg: DictConfig) -> Path:
+    """Train once; returns the run directory."""
+    model_cfg, data_cfg, paths = typed_node(cfg, "model"), typed_node(cfg, "data"), typed_node(cfg, "paths")
+    rubric_cfg, judge_cfg, logger_cfg = typed_node(cfg, "rubric"), typed_node(cfg, "judge"), typed_node(cfg, "logger")
+    if judge_cfg.mode != "logprob":
+        raise ConfigError("config field 'judge.mode': only 'logprob' is available in this version")
+    set_seed(cfg.seed)
+
+    # Everything that can be wrong with the input fails here, before the run directory exists.
+    rubric = load_rubric(rubric_path(rubric_cfg.path)).with_direction(rubric_cfg.direction)
+    tokenizer = load_tokenizer(model_cfg, paths.cache_dir)
+    judge = SelfJudgeRewards(LogprobJudge(rubric, tokenizer, judge_cfg))
+    train_dataset = load_prompts(data_cfg)
+    peft_config = lora_config(plain_dict(cfg, "peft"))
+    run_dir = agree_run_dir(paths.runs_dir, cfg.run_name)
+    report_to = configure_wandb(logger_cfg, run_dir, run_dir.name)
+    args = grpo_args(cfg, run_dir, report_to, judge.weights())
+    model = load_model(model_cfg, paths.cache_dir)
+
+    if is_main_process():
+        if run_dir.exists():
+            raise ConfigError(f"config field 'run_name': run directory already exists: {run_dir}")
+        run_dir.mkdir(parents=True)
+        write_config(cfg, run_dir)
+    try:
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=judge.reward_functions(),
+            args=args,
+            train_dataset=train_dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=[MetricsFile(run_dir)],
+        )
+        judge.bind(trainer.model, trainer.accelerator.device)
+        trainer.train()
+        trainer.save_model(str(run_dir / "adapter"))
+    except BaseException:
+        if is_main_process() and run_dir.exists():
+            (run_dir / "FAILED").write_text(traceback.format_exc(), encoding="utf-8")
+        raise
+    if is_main_process():
+        report(run_dir, report_to)
+    return run_dir
+
+
+def report(run_dir: Path, report_to: list[str]) -> None:
+    """Tell the user where everything is."""
+    lines = [f"\nhmx: run finished → {run_dir}"]
+    for name, what in [
+        ("config.yaml", "resolved config"),
+        ("adapter", "LoRA adapter (safetensors)"),
+        ("metrics.jsonl", "metrics per logging step"),
+        ("completions", "sampled completions with per-criterion scores (parquet)"),
+        ("rewards.png", "reward curve"),
+    ]:
+        if (run_dir / name).exists():
+            lines.append(f"  {name:<15} {what}")
+    if "wandb" in report_to and (run_dir / "wandb").is_dir():
+        offline = sorted((run_dir / "wandb").glob("offline-run-*"))
+        if offline:
+            lines.append(f"  wandb           offline; upload with: wandb sync {offline[-1]}")
+    print("\n".join(lines), flush=True)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (ConfigError, RubricError) as err:
+        print(f"hmx train: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
