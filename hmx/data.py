@@ -30,7 +30,9 @@ def _load_table(cfg: DataConfig, split: str) -> Dataset:
     try:
         return load_dataset(cfg.path, split=split)
     except Exception as err:
-        raise ConfigError(f"config field 'data.path': cannot load dataset {cfg.path!r} split {split!r}: {err}") from None
+        raise ConfigError(
+            f"config field 'data.path': cannot load dataset {cfg.path!r} split {split!r}: {err}"
+        ) from None
 
 
 def load_prompts(cfg: DataConfig, split: str | None = None) -> Dataset:

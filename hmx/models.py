@@ -40,9 +40,7 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 def load_tokenizer(cfg: ModelConfig, cache_dir: str) -> PreTrainedTokenizerBase:
     path = resolve_model_path(cfg, cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(
-        path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
-    )
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -1,20 +1,22 @@
 """``hmx train``: rubric-based self-rewarding GRPO, read top to bottom.
 
-    hmx train                                         # CPU default: tiny model, a few minutes
-    hmx train experiment=hmx_feel_qwen3_0.6b          # one 24 GB GPU
-    accelerate launch --config_file launch/accelerate/zero3.yaml -m hmx.train experiment=...
+hmx train                                         # CPU default: tiny model, a few minutes
+hmx train experiment=hmx_feel_qwen3_0.6b          # one 24 GB GPU
+accelerate launch --config_file launch/accelerate/zero3.yaml -m hmx.train experiment=...
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import hydra
 import torch
 from omegaconf import DictConfig
-from transformers import set_seed
+from transformers import TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
 
 from hmx.config import ConfigError, plain_dict, typed_node
@@ -44,8 +46,8 @@ def grpo_args(cfg: DictConfig, run_dir: Path, report_to: list[str], reward_weigh
         raise ConfigError(f"config nodes 'trainer'/'generation' (trl.GRPOConfig fields): {err}") from None
 
 
-def run(cfg: DictConfig) -> Path:
-    """Train once; returns the run directory."""
+def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
+    """Train once; returns the run directory. ``callbacks`` are added to the trainer's own."""
     model_cfg, data_cfg, paths = typed_node(cfg, "model"), typed_node(cfg, "data"), typed_node(cfg, "paths")
     rubric_cfg, judge_cfg, logger_cfg = typed_node(cfg, "rubric"), typed_node(cfg, "judge"), typed_node(cfg, "logger")
     if judge_cfg.mode != "logprob":
@@ -71,14 +73,14 @@ def run(cfg: DictConfig) -> Path:
     try:
         trainer = GRPOTrainer(
             model=model,
-            reward_funcs=judge.reward_functions(),
+            reward_funcs=list[Any](judge.reward_functions()),
             args=args,
             train_dataset=train_dataset,
             processing_class=tokenizer,
             peft_config=peft_config,
-            callbacks=[MetricsFile(run_dir)],
+            callbacks=[MetricsFile(run_dir), *callbacks],
         )
-        judge.bind(trainer.model, trainer.accelerator.device)
+        judge.bind(cast(torch.nn.Module, trainer.model), trainer.accelerator.device)
         trainer.train()
         trainer.save_model(str(run_dir / "adapter"))
     except BaseException:

@@ -75,9 +75,7 @@ class SelfJudgeRewards:
 
             def reward(prompts, completions, _index=index, _criterion=criterion, **kwargs) -> list[float | None]:
                 scores = self.verdicts(prompts, completions, kwargs.get("log_metric")).scores[:, _index]
-                return [
-                    _criterion.oriented(float(s)) if math.isfinite(float(s)) else None for s in scores.tolist()
-                ]
+                return [_criterion.oriented(float(s)) if math.isfinite(float(s)) else None for s in scores.tolist()]
 
             reward.__name__ = criterion.name
             functions.append(reward)

@@ -85,9 +85,8 @@ def judging(model: torch.nn.Module, weights: str) -> Iterator[None]:
     """Eval mode, no grad, and the adapter disabled when ``weights == 'base'`` (a frozen judge)."""
     was_training = model.training
     model.eval()
-    adapter_off = (
-        model.disable_adapter() if weights == "base" and hasattr(model, "disable_adapter") else contextlib.nullcontext()
-    )
+    disable_adapter = getattr(model, "disable_adapter", None)
+    adapter_off = disable_adapter() if weights == "base" and disable_adapter else contextlib.nullcontext()
     try:
         with torch.no_grad(), adapter_off:
             yield

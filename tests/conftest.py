@@ -1,0 +1,51 @@
+"""Shared fixtures: real Hydra configs composed from conf/, shrunk, run in tmp_path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from hmx.resources import CONF_DIR
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny-model cache for the whole session (the build is deterministic)."""
+    return tmp_path_factory.mktemp("hmx-cache")
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, cache_dir: Path) -> Callable[..., DictConfig]:
+    """Compose ``conf/train.yaml`` with overrides, writing runs under tmp_path."""
+
+    def _make(*overrides: str, config_name: str = "train") -> DictConfig:
+        base = [f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={cache_dir}"]
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name=config_name, overrides=base + list(overrides))
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(cache_dir: Path) -> Path:
+    from hmx.config import TinyModelConfig
+    from hmx.tiny import build_tiny
+
+    return build_tiny(TinyModelConfig(), cache_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_dir)

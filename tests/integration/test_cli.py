@@ -1,0 +1,45 @@
+"""`hmx train` as a user runs it: exit codes, messages, W&B offline, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def hmx(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hmx.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_smoke_run_with_wandb_offline_prints_its_outputs(tmp_path, cache_dir):
+    env = {"WANDB_API_KEY": "", "WANDB_MODE": ""}
+    result = hmx(
+        "train", "debug=smoke", "logger=wandb", "run_name=smoke", f"paths.cache_dir={cache_dir}", cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "outputs" / "runs" / "smoke"
+    assert f"run finished → {run_dir}" in result.stdout
+    assert "wandb sync" in result.stdout
+    assert list((run_dir / "wandb").glob("offline-run-*"))
+
+
+def test_unknown_key_fails_with_hydras_message(tmp_path):
+    result = hmx("train", "trainer.learnin_rate=1", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Could not override 'trainer.learnin_rate'" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_missing_model_path_fails_before_writing(tmp_path, cache_dir):
+    result = hmx("train", "model.name_or_path=./no/such/model", f"paths.cache_dir={cache_dir}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "model.name_or_path" in result.stderr and "./no/such/model" in result.stderr
+    assert not (tmp_path / "outputs").exists()
