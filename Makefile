@@ -19,7 +19,8 @@ train: setup
 	$(VENV)/bin/hmx train $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check hmx tests benchmarks
+	$(VENV)/bin/ruff check hmx tests $(wildcard benchmarks)
+	$(VENV)/bin/ruff format --check hmx tests $(wildcard benchmarks)
 	$(VENV)/bin/mypy
 
 test: lint
