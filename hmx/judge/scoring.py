@@ -3,13 +3,33 @@
 For each (completion, criterion) the rubric prompt is rendered with the model's own chat
 template and pre-filled up to the score (``Score: ``); the probabilities of the score labels
 at the next position give the expected score. Labels must be single tokens: checked at
-start-up. Batches follow a fixed schedule (``batch_size`` rows per forward call, never split
-by length), so under ZeRO-3 every rank makes the same number of forward calls.
+start-up.
+
+Shared-prefix packing. The judge prompt quotes the prompt and completion first and the
+criterion last, so the C prompts of one completion share a long token prefix. Every row is
+tokenized once (one batched tokenizer call); the rows of one completion are then packed into
+one sequence, ``prefix + suffix_1 + … + suffix_g``, with a 4D attention mask in which each
+suffix sees the prefix and itself (never another suffix) and position ids that restart after
+the prefix, so each suffix is computed exactly as in its own full row. Logits are projected
+only at the g suffix ends (``logits_to_keep`` as per-row positions). The completion is thus
+encoded once for all its criteria instead of C times; scores equal the one-row-per-criterion
+path (:meth:`LogprobJudge.last_logits`) within float tolerance.
+
+Call schedule (ZeRO-3 safety: every rank must make the same number of forward calls). With N
+completions, C criteria and ``B = judge.batch_size``: a packed unit holds ``g = min(C, B)``
+criteria of one completion, so there are ``U = N * ceil(C / g)`` units, ``max(1, B // g)``
+units per forward call and ``ceil(U / max(1, B // g))`` calls. Each call scores at most B
+(completion, criterion) rows. The count depends on N, C and B only, never on lengths or
+content (lengths only decide which units share a call, to reduce padding). Attention
+implementations that cannot take a custom mask (flash-attention kernels) use the
+one-row-per-criterion path instead: ``ceil(N * C / B)`` calls; the choice is made from the
+model's config, the same on every rank.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -94,6 +114,63 @@ def judging(model: torch.nn.Module, weights: str) -> Iterator[None]:
         model.train(was_training)
 
 
+MASKABLE_ATTENTION = ("sdpa", "eager")  # implementations that accept a custom 4D attention mask
+
+
+@dataclass
+class PackedUnit:
+    """Some criteria of one completion packed into one sequence: ``prefix + suffix_1 + … + suffix_g``."""
+
+    rows: list[int]  # indices of the judge rows (completion-major) scored by this unit
+    tokens: list[int]
+    positions: list[int]  # the position each token has in its own full row
+    segments: list[int]  # 0 for the shared prefix, j + 1 for suffix j
+    ends: list[int]  # index of each suffix's last token: its logits give that row's score
+
+
+def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Longest common token prefix of the rows, leaving at least one token to every row."""
+    shortest = min(len(row) for row in rows)
+    length = 0
+    while length < shortest - 1 and all(row[length] == rows[0][length] for row in rows[1:]):
+        length += 1
+    return length
+
+
+def pack_unit(row_ids: list[int], rows: Sequence[Sequence[int]]) -> PackedUnit:
+    """Pack the token rows of one completion's criteria around their shared prefix."""
+    prefix = shared_prefix_length(rows)
+    tokens, positions, segments, ends = list(rows[0][:prefix]), list(range(prefix)), [0] * prefix, []
+    for j, row in enumerate(rows):
+        suffix = row[prefix:]
+        tokens += suffix
+        positions += range(prefix, len(row))
+        segments += [j + 1] * len(suffix)
+        ends.append(len(tokens) - 1)
+    return PackedUnit(row_ids, tokens, positions, segments, ends)
+
+
+def packed_attention_mask(units: Sequence[PackedUnit], length: int, sliding_window: int | None) -> torch.Tensor:
+    """``[B, 1, L, L]`` boolean mask for left-padded units: causal, each suffix sees the prefix and itself.
+
+    A padding query attends to itself only (a fully masked row would give NaN).
+    """
+    masks = []
+    for unit in units:
+        pad = length - len(unit.tokens)
+        segments = torch.tensor([-1] * pad + unit.segments)
+        positions = torch.tensor([0] * pad + unit.positions)
+        index = torch.arange(length)
+        causal = index[None, :] <= index[:, None]
+        same_or_prefix = (segments[None, :] == segments[:, None]) | (segments[None, :] == 0)
+        allowed = causal & same_or_prefix & (segments[None, :] >= 0) & (segments[:, None] >= 0)
+        if sliding_window is not None:
+            allowed &= (positions[:, None] - positions[None, :]) < sliding_window
+        allowed |= torch.eye(length, dtype=torch.bool)
+        masks.append(allowed)
+    return torch.stack(masks)[:, None]
+
+
 class LogprobJudge:
     """Scores completions against every criterion of a rubric with the policy's own weights."""
 
@@ -125,7 +202,7 @@ class LogprobJudge:
         ]
 
     def last_logits(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> torch.Tensor:
-        """Next-token logits after each text, in fixed-size left-padded micro-batches."""
+        """One row per text: next-token logits after each, in fixed-size left-padded micro-batches."""
         size = self.cfg.batch_size
         out = []
         for start in range(0, len(texts), size):
@@ -147,20 +224,99 @@ class LogprobJudge:
             out.append(logits[:, -1, :].float())
         return torch.cat(out) if out else torch.empty(0)
 
+    def packed_units(self, texts: list[str], criteria: int) -> list[PackedUnit]:
+        """Tokenize every row once and pack each completion's criteria, ``min(C, B)`` per unit."""
+        rows = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        group = min(criteria, self.cfg.batch_size)
+        units = []
+        for first in range(0, len(rows), criteria):
+            for start in range(first, first + criteria, group):
+                ids = list(range(start, min(start + group, first + criteria)))
+                units.append(pack_unit(ids, [rows[i] for i in ids]))
+        return units
+
+    def packed_last_logits(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> torch.Tensor:
+        """Next-token logits after each text, computed with shared-prefix packing (see the module docstring)."""
+        criteria = len(self.rubric.criteria)
+        units = self.packed_units(texts, criteria)
+        per_call = max(1, self.cfg.batch_size // min(criteria, self.cfg.batch_size))
+        order = sorted(range(len(units)), key=lambda u: len(units[u].tokens))  # less padding; same call count
+        config = getattr(model, "config", None)
+        sliding = getattr(config, "sliding_window", None)
+        layer_types = set(getattr(config, "layer_types", None) or ())
+        eager = getattr(config, "_attn_implementation", "sdpa") == "eager"
+        dtype = next(model.parameters()).dtype
+        out = torch.empty(len(texts), 0)
+        for start in range(0, len(order), per_call):
+            batch = [units[u] for u in order[start : start + per_call]]
+            length = max(len(unit.tokens) for unit in batch)
+            pad_id = self.tokenizer.pad_token_id or 0
+            input_ids = torch.tensor([[pad_id] * (length - len(u.tokens)) + u.tokens for u in batch])
+            positions = torch.tensor([[0] * (length - len(u.tokens)) + u.positions for u in batch])
+            width = max(len(u.ends) for u in batch)
+            ends = torch.tensor(
+                [[length - len(u.tokens) + e for e in u.ends + u.ends[-1:] * (width - len(u.ends))] for u in batch]
+            )
+            full = packed_attention_mask(batch, length, None if layer_types else sliding)
+            masks = {"full_attention": full}
+            if "sliding_attention" in layer_types and sliding is not None:
+                masks["sliding_attention"] = packed_attention_mask(batch, length, sliding)
+            for kind, mask in masks.items():
+                mask = mask.to(device)
+                masks[kind] = torch.where(mask, 0.0, torch.finfo(dtype).min).to(dtype) if eager else mask
+            logits = model(
+                input_ids=input_ids.to(device),
+                attention_mask=masks if len(masks) > 1 else masks["full_attention"],
+                position_ids=positions.to(device),
+                logits_to_keep=ends.to(device),
+                use_cache=False,
+            ).logits.float()
+            if out.shape[1] == 0:
+                out = torch.empty(len(texts), logits.shape[-1], device=logits.device)
+            for b, unit in enumerate(batch):
+                out[unit.rows] = logits[b, : len(unit.rows)]
+        return out
+
+    def shares_prefix(self, model: torch.nn.Module) -> bool:
+        """Packing needs an attention implementation that takes a custom mask (decided from config only)."""
+        config = getattr(model, "config", None)
+        return getattr(config, "_attn_implementation", "sdpa") in MASKABLE_ATTENTION
+
     def score(
         self, model: torch.nn.Module, prompts: Sequence[str], completions: Sequence[str], device: torch.device
     ) -> Verdicts:
         n, c = len(completions), len(self.rubric.criteria)
+        texts = self.texts(prompts, completions)
         with judging(model, self.cfg.weights):
-            logits = self.last_logits(model, self.texts(prompts, completions), device)
-        logits = logits.view(n, c, -1)
+            if not texts:
+                logits = torch.empty(0, 1)
+            elif self.shares_prefix(model):
+                logits = self.packed_last_logits(model, texts, device)
+            else:
+                logits = self.last_logits(model, texts, device)
+        return self.verdicts(logits.view(n, c, logits.shape[-1]))
+
+    def verdicts(self, logits: torch.Tensor) -> Verdicts:
+        """Expected scores from next-token logits ``[N, C, V]``."""
+        n, c = logits.shape[:2]
         scores = torch.full((n, c), float("nan"))
         mass = torch.zeros(n, c)
         probs: list[list[list[float]]] = [[[] for _ in range(c)] for _ in range(n)]
+        if n == 0:
+            return Verdicts(scores=scores, label_probs=probs, label_mass=mass)
         for j, criterion in enumerate(self.rubric.criteria):
             expected, label_probs, label_mass = expected_scores(logits[:, j, :], self.label_ids[j], criterion.values)
             scores[:, j] = expected.cpu()
             mass[:, j] = label_mass.cpu()
-            for i in range(n):
-                probs[i][j] = label_probs[i].tolist()
+            for i, row in enumerate(label_probs.tolist()):
+                probs[i][j] = row
         return Verdicts(scores=scores, label_probs=probs, label_mass=mass)
+
+
+def forward_calls(completions: int, criteria: int, batch_size: int, shares_prefix: bool = True) -> int:
+    """The number of judge forward calls for a batch: a function of N, C and B only (ZeRO-3 safety)."""
+    if not shares_prefix:
+        return math.ceil(completions * criteria / batch_size)
+    group = min(criteria, batch_size)
+    units = completions * math.ceil(criteria / group)
+    return math.ceil(units / max(1, batch_size // group))
