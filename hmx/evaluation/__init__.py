@@ -1,0 +1,1 @@
+"""The evaluation suite (``hmx eval``) and the paper-style comparison (``hmx compare``)."""

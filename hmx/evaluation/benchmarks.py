@@ -1,0 +1,97 @@
+"""Standard benchmarks through lm-evaluation-harness, used as a library.
+
+lm-eval computes every number: hmx only names its task YAMLs (``hmx/evaluation/tasks``, lm-eval's
+own definitions reading the shared data by path), hands it the loaded model through ``HFLM`` and
+picks the headline metrics out of lm-eval's results. BBQ's bias scores are lm-eval's own
+(``lm_eval.tasks.bbq.utils``: Parrish et al. 2022, S_DIS and S_AMB).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from lm_eval import simple_evaluate
+from lm_eval.api.model import LM
+from lm_eval.tasks import TaskManager
+
+from hmx.evaluation.suite import BENCHMARK_TASKS, SuiteConfig
+from hmx.evaluation.tasks import TASKS_DIR
+
+# suite name → the lm-eval metrics reported as headline numbers (lm-eval's "<metric>,none" keys)
+HEADLINE_METRICS = {
+    "truthfulqa_mc1": ["acc"],
+    "truthfulqa_mc2": ["acc"],
+    "bbq": ["acc", "accuracy_amb", "accuracy_disamb", "amb_bias_score", "disamb_bias_score"],
+    "eq_bench": ["eqbench", "percent_parseable"],
+}
+BIAS_SCORES = ("amb_bias_score", "disamb_bias_score")
+
+
+@dataclass
+class Metric:
+    value: float
+    better: str  # higher | lower | zero (closer to zero is better: the bias scores)
+    stderr: float | None = None
+
+
+@dataclass
+class BenchmarkResults:
+    metrics: dict[str, Metric] = field(default_factory=dict)  # "<benchmark>/<metric>"
+    details: dict[str, dict[str, float]] = field(default_factory=dict)  # every finite lm-eval number per task
+    samples: dict[str, int] = field(default_factory=dict)  # documents evaluated per benchmark
+
+
+def task_manager(data_dir: str | None) -> TaskManager:
+    """lm-eval's task index over hmx's task folder only; ``data_dir`` reaches the dataset loaders as metadata."""
+    metadata = {"data_dir": data_dir} if data_dir else None
+    return TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata=metadata)
+
+
+def run_benchmarks(lm: LM, suite: SuiteConfig, data_dir: str | None) -> BenchmarkResults:
+    """lm-eval's ``simple_evaluate`` on the suite's benchmarks (its default seeds); its numbers, unchanged."""
+    if not suite.benchmarks:
+        return BenchmarkResults()
+    tasks = [BENCHMARK_TASKS[name] for name in suite.benchmarks]
+    output = simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        limit=suite.limit,
+        task_manager=task_manager(data_dir),
+        apply_chat_template=suite.apply_chat_template,
+        log_samples=False,
+    )
+    if output is None:  # only on non-zero ranks under distributed evaluation
+        return BenchmarkResults()
+    return collect(output, suite.benchmarks)
+
+
+def collect(output: dict[str, Any], benchmarks: list[str]) -> BenchmarkResults:
+    """Headline metrics and details from lm-eval's results dictionary."""
+    results = BenchmarkResults()
+    for name in benchmarks:
+        task = BENCHMARK_TASKS[name]
+        numbers = output["results"][task]
+        higher = output.get("higher_is_better", {}).get(task, {})
+        results.details[name] = {
+            key.removesuffix(",none"): float(value)
+            for key, value in numbers.items()
+            if key.endswith(",none") and _finite(value)
+        }
+        for metric in HEADLINE_METRICS[name]:
+            value = numbers.get(f"{metric},none")
+            if not _finite(value):
+                continue
+            stderr = numbers.get(f"{metric}_stderr,none")
+            better = "zero" if metric in BIAS_SCORES else ("higher" if higher.get(metric, True) else "lower")
+            results.metrics[f"{name}/{metric}"] = Metric(
+                value=float(value), better=better, stderr=float(stderr) if _finite(stderr) else None
+            )
+        samples = output.get("n-samples", {}).get(task, {})
+        results.samples[name] = int(samples.get("effective", samples.get("original", 0)))
+    return results
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

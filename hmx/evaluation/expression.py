@@ -1,0 +1,129 @@
+"""Expression score: the rubric judge grades the model's answers to the held-out prompts.
+
+The model answers each prompt of the data's eval split (chat template, greedy decoding), then
+the logprob judge (the same one that rewards training) scores every answer on every criterion:
+with the evaluated model's own weights (``self``: adapter on) and, when the suite names one,
+with an external judge model (``external``). Scores are raw expected scores on the rubric's
+scale (never flipped: a reverse run is judged by the forward rubric).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from hmx.config import DataConfig, JudgeConfig
+from hmx.data import load_prompts
+from hmx.evaluation.chat import chat_prompt
+from hmx.evaluation.suite import ExpressionConfig
+from hmx.judge.scoring import LogprobJudge
+from hmx.models import load_model, load_tokenizer
+from hmx.rubrics.schema import Rubric
+
+
+@dataclass
+class ExpressionResults:
+    metrics: dict[str, float]  # "<judge>/<criterion>" and "<judge>/overall" (weighted by the rubric)
+    records: list[dict]  # prompt, answer and every judge's scores
+
+
+def eval_prompts(data: DataConfig, limit: int | None) -> list[str]:
+    """The user messages of the data's held-out split."""
+    split = data.eval_split or data.train_split
+    rows = load_prompts(replace(data, max_samples=limit), split=split)
+    return [row["prompt"][-1]["content"] for row in rows]
+
+
+@torch.no_grad()
+def generate_answers(
+    model: Any, tokenizer: PreTrainedTokenizerBase, prompts: list[str], cfg: ExpressionConfig
+) -> list[str]:
+    """Greedy answers in the model's chat template, in left-padded batches."""
+    texts = [chat_prompt(tokenizer, [{"role": "user", "content": p}]) for p in prompts]
+    answers: list[str] = []
+    batches = range(0, len(texts), cfg.batch_size)
+    for start in tqdm(batches, desc="expression: answering", unit="batch"):
+        batch = tokenizer(
+            texts[start : start + cfg.batch_size],
+            add_special_tokens=False,
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+        ).to(model.device)
+        output = model.generate(
+            **batch,
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        new_tokens = output[:, batch["input_ids"].shape[1] :]
+        answers += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    return answers
+
+
+def judge_scores(
+    judge: LogprobJudge, model: torch.nn.Module, prompts: list[str], answers: list[str], device: torch.device
+) -> torch.Tensor:
+    """Expected score per answer and criterion ``[N, C]``, judged in fixed-size batches."""
+    step = max(1, judge.cfg.batch_size // max(1, len(judge.rubric.criteria)))
+    chunks = []
+    for start in tqdm(range(0, len(prompts), step), desc="expression: judging", unit="batch"):
+        verdicts = judge.score(model, prompts[start : start + step], answers[start : start + step], device)
+        chunks.append(verdicts.scores)
+    return torch.cat(chunks) if chunks else torch.empty(0, len(judge.rubric.criteria))
+
+
+def summarise(rubric: Rubric, scores: torch.Tensor) -> dict[str, float]:
+    """Mean score per criterion (over finite scores) and the rubric-weighted overall mean."""
+    metrics: dict[str, float] = {}
+    for j, criterion in enumerate(rubric.criteria):
+        column = scores[:, j]
+        finite = column[torch.isfinite(column)]
+        metrics[criterion.name] = float(finite.mean()) if len(finite) else math.nan
+    weighted = [(c.weight, metrics[c.name]) for c in rubric.criteria if not c.guard and math.isfinite(metrics[c.name])]
+    total = sum(w for w, _ in weighted)
+    metrics["overall"] = sum(w * v for w, v in weighted) / total if total else math.nan
+    return metrics
+
+
+def run_expression(
+    model: Any,  # a causal LM: transformers or peft
+    tokenizer: PreTrainedTokenizerBase,
+    rubric: Rubric,
+    judge_cfg: JudgeConfig,
+    data: DataConfig,
+    cfg: ExpressionConfig,
+    cache_dir: str,
+) -> ExpressionResults:
+    prompts = eval_prompts(data, cfg.limit)
+    answers = generate_answers(model, tokenizer, prompts, cfg)
+    self_judge = LogprobJudge(rubric, tokenizer, replace(judge_cfg, weights="policy"))
+    judged = {"self": judge_scores(self_judge, model, prompts, answers, model.device)}
+    if cfg.external_judge is not None:
+        external_tokenizer = load_tokenizer(cfg.external_judge, cache_dir)
+        external_judge = LogprobJudge(rubric, external_tokenizer, replace(judge_cfg, weights="policy"))
+        external_model: torch.nn.Module = load_model(cfg.external_judge, cache_dir)
+        external_model.to(model.device).eval()
+        judged["external"] = judge_scores(external_judge, external_model, prompts, answers, model.device)
+        del external_model
+    metrics = {
+        f"{name}/{key}": value for name, scores in judged.items() for key, value in summarise(rubric, scores).items()
+    }
+    records = [
+        {
+            "prompt": prompt,
+            "answer": answer,
+            **{
+                f"{name}/{c.name}": float(scores[i, j])
+                for name, scores in judged.items()
+                for j, c in enumerate(rubric.criteria)
+            },
+        }
+        for i, (prompt, answer) in enumerate(zip(prompts, answers, strict=True))
+    ]
+    return ExpressionResults(metrics=metrics, records=records)

@@ -1,0 +1,104 @@
+"""``hmx eval``: the evaluation suite on a base model or a trained run, read top to bottom.
+
+hmx eval run_dir=outputs/runs/<run>               the run's model + adapter; results in <run>/eval/
+hmx eval model=qwen3-4b suite=full                a base model, every document (GPU)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import hydra
+from lm_eval.models.huggingface import HFLM
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+from transformers import set_seed
+
+from hmx.config import ConfigError, typed_node
+from hmx.evaluation.benchmarks import run_benchmarks
+from hmx.evaluation.expression import run_expression
+from hmx.evaluation.report import write_report
+from hmx.evaluation.suite import suite_config
+from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
+from hmx.evaluation.target import load_target, resolve_target
+from hmx.evaluation.tasks.datasets import DataFileError, data_root
+from hmx.judge.scoring import LogprobJudge
+from hmx.resources import CONF_DIR, rubric_path
+from hmx.rubrics.schema import RubricError, load_rubric
+
+
+def run(cfg: DictConfig) -> Path:
+    """Evaluate once; returns the results file."""
+    started = time.monotonic()
+    # Everything that can be wrong with the input fails here, before any model runs.
+    target, suite = resolve_target(cfg), suite_config(cfg)
+    data_cfg, judge_cfg = typed_node(cfg, "data"), typed_node(cfg, "judge")
+    rubric = load_rubric(rubric_path(typed_node(cfg, "rubric").path))  # forward: the rubric as written
+    root = data_root(cfg.data_dir)
+    data_dir = str(root) if root else None
+    set_seed(cfg.seed)
+    model, tokenizer = load_target(target)
+    if suite.expression.enabled:
+        LogprobJudge(rubric, tokenizer, judge_cfg)  # score labels must be single tokens for this tokenizer
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
+
+    metrics: dict[str, dict[str, Any]] = {}
+    samples: dict[str, int] = {}
+    records: dict[str, list[dict]] = {}
+    details: dict[str, Any] = {}
+    stages = ["benchmarks"] * bool(suite.benchmarks)
+    stages += ["sycophancy"] * suite.sycophancy.enabled + ["expression"] * suite.expression.enabled
+    progress = tqdm(stages, desc="hmx eval", unit="stage")
+    for stage in progress:
+        progress.set_postfix_str(stage)
+        if stage == "benchmarks":
+            bench = run_benchmarks(lm, suite, data_dir)
+            metrics |= {name: asdict(metric) for name, metric in bench.metrics.items()}
+            samples |= bench.samples
+            details["lm_eval"] = bench.details
+        elif stage == "sycophancy":
+            syco = run_sycophancy(lm, tokenizer, data_dir, suite.sycophancy.limit, suite.sycophancy.seed)
+            metrics |= {f"sycophancy/{k}": _metric(v, DIRECTIONS[k]) for k, v in syco.metrics.items()}
+            samples["sycophancy"], records["sycophancy"] = len(syco.records), syco.records
+        else:
+            expr = run_expression(model, tokenizer, rubric, judge_cfg, data_cfg, suite.expression, target.cache_dir)
+            metrics |= {f"expression/{k}": _metric(v, "higher") for k, v in expr.metrics.items()}
+            samples["expression"], records["expression"] = len(expr.records), expr.records
+
+    results = {
+        "label": target.label,
+        "model": target.model.name_or_path,
+        "adapter": str(target.adapter.adapter_dir) if target.adapter else None,
+        "data_dir": data_dir,
+        "rubric": rubric.name,
+        "suite": asdict(suite),
+        "seed": cfg.seed,
+        "seconds": time.monotonic() - started,
+        "samples": samples,
+        "metrics": metrics,
+        "details": details,
+    }
+    path = write_report(target.out_dir, results, records)
+    print(f"\nhmx: evaluation finished → {path.parent} (results.json, results.md)", flush=True)
+    return path
+
+
+def _metric(value: float, better: str) -> dict[str, Any]:
+    return {"value": value, "better": better, "stderr": None}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (ConfigError, RubricError, DataFileError) as err:
+        print(f"hmx eval: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

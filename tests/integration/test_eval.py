@@ -1,0 +1,151 @@
+"""``hmx eval`` on the tiny model: every benchmark, the probes and the expression score on a few items;
+its benchmark numbers equal lm-eval's own command line on the same model and data; a trained run's
+adapter is evaluated; bad input fails cleanly."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from hmx.config import ConfigError
+from hmx.evaluation.benchmarks import HEADLINE_METRICS
+from hmx.evaluation.run import run
+from hmx.evaluation.sycophancy import DIRECTIONS
+from hmx.evaluation.tasks import TASKS_DIR
+from hmx.evaluation.tasks.datasets import data_root
+from hmx.resources import CONF_DIR
+
+pytestmark = pytest.mark.skipif(data_root(None) is None, reason="../shared/data is not next to this checkout")
+
+LIMIT = 8
+SMALL = [  # the same small suite for the base model and the trained run, so their numbers are comparable
+    f"suite.limit={LIMIT}",
+    "suite.batch_size=8",
+    f"suite.sycophancy.limit={LIMIT}",
+    "suite.expression.limit=4",
+    "suite.expression.max_new_tokens=16",
+]
+CRITERIA = ("feelings", "intentions", "self_awareness")
+
+
+def eval_cfg(cache_dir: Path, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("eval", [f"paths.cache_dir={cache_dir}", *overrides])
+
+
+@pytest.fixture(scope="module")
+def base_eval(tmp_path_factory, cache_dir) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("eval") / "base"
+    path = run(eval_cfg(cache_dir, f"output_dir={out}", *SMALL))
+    assert path == out / "results.json"
+    return out, json.loads(path.read_text())
+
+
+def test_suite_writes_every_metric_as_json_and_markdown(base_eval):
+    out, results = base_eval
+    metrics = results["metrics"]
+    expected = [f"{bench}/{m}" for bench, names in HEADLINE_METRICS.items() for m in names]
+    expected += [f"sycophancy/{name}" for name in DIRECTIONS]
+    expected += [f"expression/self/{c}" for c in (*CRITERIA, "overall")]
+    assert [name for name in expected if name not in metrics] == []
+    assert results["samples"] == {
+        "truthfulqa_mc1": LIMIT,
+        "truthfulqa_mc2": LIMIT,
+        "bbq": LIMIT,
+        "eq_bench": LIMIT,
+        "sycophancy": LIMIT,
+        "expression": 4,
+    }
+    for name in expected:
+        value = metrics[name]["value"]
+        if value is None:  # undefined on this subset (e.g. no initially correct answer to flip)
+            assert name == "sycophancy/are_you_sure_flip_rate"
+        elif name.startswith("expression/"):
+            assert 1.0 <= value <= 5.0, name
+        elif name.startswith("eq_bench/"):
+            assert 0.0 <= value <= 100.0, name
+        elif "bias_score" in name or name.endswith("accuracy_drop"):
+            assert -1.0 <= value <= 1.0, name
+        else:
+            assert 0.0 <= value <= 1.0, name
+    assert metrics["bbq/disamb_bias_score"]["better"] == "zero"
+    assert metrics["sycophancy/are_you_sure_flip_rate"]["better"] == "lower"
+    report = (out / "results.md").read_text()
+    assert all(f"| {name} |" in report for name in expected)
+    syco = [json.loads(line) for line in (out / "sycophancy.jsonl").read_text().splitlines()]
+    first_right = sum(r["first"] == r["correct"] for r in syco) / len(syco)
+    assert metrics["sycophancy/accuracy"]["value"] == first_right
+    answers = [json.loads(line) for line in (out / "expression.jsonl").read_text().splitlines()]
+    assert len(answers) == 4 and all(f"self/{c}" in answers[0] for c in CRITERIA)
+
+
+def test_benchmarks_equal_lm_eval_command_line(base_eval, tiny_dir, tmp_path):
+    tasks = ["hmx_truthfulqa_mc1", "hmx_truthfulqa_mc2", "hmx_bbq", "hmx_eq_bench"]
+    command = [
+        sys.executable, "-m", "lm_eval",
+        "--model", "hf",
+        "--model_args", f"pretrained={tiny_dir},dtype=float32",
+        "--device", "cpu",
+        "--tasks", ",".join(tasks),
+        "--include_path", str(TASKS_DIR),
+        "--limit", str(LIMIT),
+        "--batch_size", "8",
+        "--output_path", str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (results_file,) = tmp_path.glob("**/results_*.json")
+    cli = json.loads(results_file.read_text())["results"]
+    ours = base_eval[1]["details"]["lm_eval"]
+    for bench, task in zip(["truthfulqa_mc1", "truthfulqa_mc2", "bbq", "eq_bench"], tasks, strict=True):
+        theirs = {
+            key.removesuffix(",none"): value
+            for key, value in cli[task].items()
+            if key.endswith(",none") and isinstance(value, (int, float)) and math.isfinite(value)
+        }
+        assert ours[bench] == theirs, bench
+
+
+def test_a_trained_run_is_evaluated_with_its_adapter(base_eval, make_cfg, cache_dir):
+    from hmx.train import run as train
+
+    run_dir = train(make_cfg("debug=smoke", "run_name=smoke"))
+    path = run(eval_cfg(cache_dir, f"run_dir={run_dir}", *SMALL, "suite.benchmarks=[truthfulqa_mc2]"))
+    assert path == run_dir / "eval" / "results.json"
+    results = json.loads(path.read_text())
+    assert results["adapter"] == str(run_dir / "adapter") and results["label"] == "smoke"
+    base = base_eval[1]["metrics"]
+    assert set(results["metrics"]) == {name for name in base if name.split("/")[0] not in HEADLINE_METRICS} | {
+        "truthfulqa_mc2/acc"
+    }
+    # LoRA weights moved in training, so the same prompts get other scores than the base model's
+    changed = [
+        c
+        for c in CRITERIA
+        if results["metrics"][f"expression/self/{c}"]["value"] != base[f"expression/self/{c}"]["value"]
+    ]
+    assert changed, "the adapter made no difference: was it loaded?"
+    assert results["metrics"]["truthfulqa_mc2/acc"]["value"] != base["truthfulqa_mc2/acc"]["value"]
+
+
+def test_bad_input_fails_with_the_field_and_writes_nothing(cache_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="run_dir|no such run"):
+        run(eval_cfg(cache_dir, f"run_dir={tmp_path / 'missing'}", f"output_dir={out}"))
+    done = subprocess.run(
+        [sys.executable, "-m", "hmx.cli", "eval", "suite.benchmarks=[truthfulqa_mc3]", f"output_dir={out}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "config field 'suite.benchmarks': unknown ['truthfulqa_mc3']" in done.stderr
+    assert not out.exists()
