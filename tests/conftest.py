@@ -49,3 +49,15 @@ def tiny_tokenizer(tiny_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_dir)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """One real 3-step training run with completions logged, shared by the chat, merge and notebook tests."""
+    from hmx.train import run
+
+    runs = tmp_path_factory.mktemp("smoke-runs")
+    overrides = [f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "debug=smoke", "run_name=smoke"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*overrides, "trainer.log_completions=true", "logger=none"])
+    return run(cfg)

@@ -1,0 +1,130 @@
+"""A trained run, located and loaded: its config, base model, tokenizer and LoRA adapter.
+
+``hmx chat`` and ``hmx merge`` accept a run directory written by ``hmx train`` (``config.yaml``
++ ``adapter/``) or an adapter directory (``adapter_config.json``). The base model is ``--base``
+when given, else the run's ``model`` node (``tiny`` is rebuilt from its shape into
+``paths.cache_dir``), else the adapter's ``base_model_name_or_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from peft import PeftModel
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from hmx.config import ConfigError, ModelConfig, PathsConfig, typed_node
+from hmx.models import load_model, load_tokenizer
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+@dataclass
+class TrainedRun:
+    """Where a trained adapter lives and which base model it belongs to."""
+
+    adapter_dir: Path
+    model: ModelConfig
+    cache_dir: str
+    run_dir: Path | None = None  # the run directory, when the adapter came from one
+    system_prompt: str | None = None  # the run's data.system_prompt: what the model was trained under
+
+    @property
+    def name(self) -> str:
+        return (self.run_dir or self.adapter_dir).name
+
+
+def locate_run(path: str | Path, base: str | None = None, dtype: str | None = None) -> TrainedRun:
+    """Resolve RUN_DIR or ADAPTER (and an optional ``--base`` model) without loading weights."""
+    source = Path(path).expanduser().resolve()
+    if not source.exists():
+        raise ConfigError(f"{source}: no such run or adapter directory")
+    if (source / ADAPTER_CONFIG).is_file():
+        adapter_dir = source
+        run_dir = source.parent if (source.parent / "config.yaml").is_file() else None
+    elif (source / "config.yaml").is_file():
+        adapter_dir, run_dir = source / "adapter", source
+        if not (adapter_dir / ADAPTER_CONFIG).is_file():
+            hint = " (training failed: see FAILED there)" if (source / "FAILED").is_file() else ""
+            raise ConfigError(f"{adapter_dir}: run directory has no trained adapter ({ADAPTER_CONFIG} missing){hint}")
+    else:
+        raise ConfigError(
+            f"{source}: neither a run directory (config.yaml, adapter/) nor an adapter ({ADAPTER_CONFIG})"
+        )
+
+    model, cache_dir, system_prompt = ModelConfig(), PathsConfig().cache_dir, None
+    if run_dir is not None:
+        model, cache_dir, system_prompt = _run_settings(run_dir / "config.yaml")
+    if base is not None:
+        model = ModelConfig(name_or_path=base, tiny=model.tiny if base == "tiny" else None)
+    elif run_dir is None:
+        model = ModelConfig(name_or_path=_adapter_base(adapter_dir))
+    if dtype is not None:
+        model.dtype = dtype
+    return TrainedRun(adapter_dir, model, cache_dir, run_dir, system_prompt)
+
+
+def _run_settings(config_path: Path) -> tuple[ModelConfig, str, str | None]:
+    """The run's model node, tiny-model cache and system prompt, from its ``config.yaml``."""
+    try:
+        cfg = OmegaConf.load(config_path)
+    except (OSError, OmegaConfBaseException) as err:
+        raise ConfigError(f"{config_path}: cannot read the run's config: {err}") from None
+    if not isinstance(cfg, DictConfig) or "model" not in cfg:
+        raise ConfigError(f"{config_path}: config field 'model' is missing")
+    try:
+        model = typed_node(cfg, "model")
+        paths = typed_node(cfg, "paths") if "paths" in cfg else PathsConfig()
+        system_prompt = typed_node(cfg, "data").system_prompt if "data" in cfg else None
+    except ConfigError as err:
+        raise ConfigError(f"{config_path}: {err}") from None
+    return model, paths.cache_dir, system_prompt
+
+
+def _adapter_base(adapter_dir: Path) -> str:
+    config_path = adapter_dir / ADAPTER_CONFIG
+    try:
+        base = json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{config_path}: unreadable adapter config: {err}") from None
+    if not base:
+        raise ConfigError(f"{config_path}: field 'base_model_name_or_path' is empty; pass --base MODEL")
+    return str(base)
+
+
+def load_run_tokenizer(run: TrainedRun) -> PreTrainedTokenizerBase:
+    """The tokenizer saved with the adapter (what training used), else the base model's."""
+    if (run.adapter_dir / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(run.adapter_dir, trust_remote_code=run.model.trust_remote_code)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+    return load_tokenizer(run.model, run.cache_dir)
+
+
+def load_base_model(run: TrainedRun) -> PreTrainedModel:
+    return load_model(run.model, run.cache_dir)
+
+
+def load_adapter_model(run: TrainedRun, device: str | torch.device = "cpu") -> PeftModel:
+    """Base weights with the run's LoRA adapter on top (not merged), in eval mode."""
+    base = load_base_model(run)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft's call
+    try:
+        model = PeftModel.from_pretrained(base, str(run.adapter_dir), is_trainable=False)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"{run.adapter_dir}: cannot apply the adapter to {run.model.name_or_path!r}: {err}") from None
+    return model.to(device).eval()
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
