@@ -150,25 +150,23 @@ def pack_unit(row_ids: list[int], rows: Sequence[Sequence[int]]) -> PackedUnit:
     return PackedUnit(row_ids, tokens, positions, segments, ends)
 
 
-def packed_attention_mask(units: Sequence[PackedUnit], length: int, sliding_window: int | None) -> torch.Tensor:
-    """``[B, 1, L, L]`` boolean mask for left-padded units: causal, each suffix sees the prefix and itself.
+def packed_attention_mask(
+    segments: torch.Tensor, positions: torch.Tensor, sliding_window: int | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """``[B, 1, L, L]`` additive mask (0 or the dtype's minimum) for left-padded units (segment -1 on padding).
 
-    A padding query attends to itself only (a fully masked row would give NaN).
+    Causal; each suffix sees the prefix and itself. A padding query attends to itself only (a
+    fully masked row would give NaN). Additive rather than boolean, so that no layer converts it.
     """
-    masks = []
-    for unit in units:
-        pad = length - len(unit.tokens)
-        segments = torch.tensor([-1] * pad + unit.segments)
-        positions = torch.tensor([0] * pad + unit.positions)
-        index = torch.arange(length)
-        causal = index[None, :] <= index[:, None]
-        same_or_prefix = (segments[None, :] == segments[:, None]) | (segments[None, :] == 0)
-        allowed = causal & same_or_prefix & (segments[None, :] >= 0) & (segments[:, None] >= 0)
-        if sliding_window is not None:
-            allowed &= (positions[:, None] - positions[None, :]) < sliding_window
-        allowed |= torch.eye(length, dtype=torch.bool)
-        masks.append(allowed)
-    return torch.stack(masks)[:, None]
+    length = segments.shape[1]
+    index = torch.arange(length, device=segments.device)
+    query, key = segments[:, :, None], segments[:, None, :]
+    allowed = (index[None, :] <= index[:, None]) & ((key == query) | (key == 0)) & (key >= 0) & (query >= 0)
+    if sliding_window is not None:
+        allowed &= (positions[:, :, None] - positions[:, None, :]) < sliding_window
+    allowed |= torch.eye(length, dtype=torch.bool, device=segments.device)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
 
 
 class LogprobJudge:
@@ -244,7 +242,6 @@ class LogprobJudge:
         config = getattr(model, "config", None)
         sliding = getattr(config, "sliding_window", None)
         layer_types = set(getattr(config, "layer_types", None) or ())
-        eager = getattr(config, "_attn_implementation", "sdpa") == "eager"
         dtype = next(model.parameters()).dtype
         out = torch.empty(len(texts), 0)
         for start in range(0, len(order), per_call):
@@ -257,17 +254,17 @@ class LogprobJudge:
             ends = torch.tensor(
                 [[length - len(u.tokens) + e for e in u.ends + u.ends[-1:] * (width - len(u.ends))] for u in batch]
             )
-            full = packed_attention_mask(batch, length, None if layer_types else sliding)
-            masks = {"full_attention": full}
+            segments = torch.tensor([[-1] * (length - len(u.tokens)) + u.segments for u in batch], device=device)
+            positions = positions.to(device)
+            masks = {
+                "full_attention": packed_attention_mask(segments, positions, None if layer_types else sliding, dtype)
+            }
             if "sliding_attention" in layer_types and sliding is not None:
-                masks["sliding_attention"] = packed_attention_mask(batch, length, sliding)
-            for kind, mask in masks.items():
-                mask = mask.to(device)
-                masks[kind] = torch.where(mask, 0.0, torch.finfo(dtype).min).to(dtype) if eager else mask
+                masks["sliding_attention"] = packed_attention_mask(segments, positions, sliding, dtype)
             logits = model(
                 input_ids=input_ids.to(device),
                 attention_mask=masks if len(masks) > 1 else masks["full_attention"],
-                position_ids=positions.to(device),
+                position_ids=positions,
                 logits_to_keep=ends.to(device),
                 use_cache=False,
             ).logits.float()
