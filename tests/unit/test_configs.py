@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
@@ -11,7 +12,8 @@ from hmx.models import lora_config
 from hmx.resources import CONF_DIR
 from hmx.train import grpo_args
 
-GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+TRAIN_DEFAULTS = yaml.safe_load((CONF_DIR / "train.yaml").read_text())["defaults"]
+GROUPS = sorted(group for item in TRAIN_DEFAULTS if isinstance(item, dict) for group in item if group != "hydra")
 OPTIONS = [(group, f.stem) for group in GROUPS for f in sorted((CONF_DIR / group).glob("*.yaml"))]
 PAPER_MODELS = ["qwen3_0.6b", "qwen3_4b", "qwen3_8b", "gemma2_2b", "llama3.2_3b"]
 
@@ -71,3 +73,11 @@ def test_bad_choice_names_the_field(make_cfg):
 def test_unknown_grpo_field_names_the_node(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="trainer.*num_generation"):
         grpo_args(make_cfg("+trainer.num_generation=4"), tmp_path, ["none"], [1.0])
+
+
+@pytest.mark.parametrize("suite", sorted(f.stem for f in (CONF_DIR / "suite").glob("*.yaml")))
+def test_every_eval_suite_composes_and_validates(make_cfg, suite):
+    from hmx.evaluation.suite import suite_config
+
+    cfg = make_cfg(f"suite={suite}", config_name="eval")
+    assert suite_config(cfg).benchmarks
