@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from typing import cast
 
 import torch
@@ -83,6 +83,8 @@ class Conversation:
 
 
 def interactive(chat: Chat, conversation: Conversation) -> None:
+    with suppress(ImportError):
+        import readline  # noqa: F401  (line editing and ↑ history for input())
     while True:
         try:
             text = input("you> ").strip()
