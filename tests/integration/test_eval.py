@@ -136,6 +136,18 @@ def test_a_trained_run_is_evaluated_with_its_adapter(base_eval, make_cfg, cache_
     assert results["metrics"]["truthfulqa_mc2/acc"]["value"] != base["truthfulqa_mc2/acc"]["value"]
 
 
+def test_external_judge_scores_the_answers_with_a_second_model(base_eval, cache_dir, tmp_path):
+    """The external judge is loaded separately; here it is the same tiny model, so its scores equal the self-judge's."""
+    only_expression = ["suite.benchmarks=[]", "suite.sycophancy.enabled=false"]
+    external = ["suite.expression.external_judge={name_or_path: tiny}"]
+    path = run(eval_cfg(cache_dir, f"output_dir={tmp_path / 'ext'}", *SMALL, *only_expression, *external))
+    metrics = json.loads(path.read_text())["metrics"]
+    assert set(metrics) == {f"expression/{judge}/{c}" for judge in ("self", "external") for c in (*CRITERIA, "overall")}
+    for c in (*CRITERIA, "overall"):
+        assert metrics[f"expression/external/{c}"]["value"] == pytest.approx(metrics[f"expression/self/{c}"]["value"])
+        assert metrics[f"expression/self/{c}"]["value"] == base_eval[1]["metrics"][f"expression/self/{c}"]["value"]
+
+
 def test_bad_input_fails_with_the_field_and_writes_nothing(cache_dir, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match="run_dir|no such run"):
