@@ -60,6 +60,7 @@ class DataConfig:
 class RubricConfig:
     path: str = ""
     direction: str = "forward"  # reverse: the contrastive run, score -> max + min - score
+    extra: list[str] = field(default_factory=list)  # more rubrics (names or paths) whose criteria are added
 
 
 @dataclass
@@ -70,6 +71,30 @@ class JudgeConfig:
     prefill: str = "Score: "
     max_prompt_chars: int = 2000
     max_completion_chars: int = 4000
+    max_rationale_tokens: int = 64  # generate mode: the rationale's token budget before "Score: N"
+    drift_steps: int = 0  # every N steps score the drift probes with base and policy weights (0: off)
+    drift_probes: str | None = None  # jsonl with prompt/completion rows; None: hmx's built-in probe set
+
+
+@dataclass
+class OverlongGuardConfig:
+    weight: float = 0.0  # 0: logged as rewards/overlong/mean, not trained on
+    soft_fraction: float = 0.25  # the last quarter of max_completion_length is penalised linearly (DAPO)
+
+
+@dataclass
+class RepetitionGuardConfig:
+    weight: float = 0.0
+    ngram_size: int = 3
+    max_penalty: float = -1.0  # reward of a fully repetitive completion
+
+
+@dataclass
+class GuardsConfig:
+    """Non-judge reward functions (TRL's), logged like the criteria."""
+
+    overlong: OverlongGuardConfig = field(default_factory=OverlongGuardConfig)
+    repetition: RepetitionGuardConfig = field(default_factory=RepetitionGuardConfig)
 
 
 @dataclass
@@ -102,6 +127,7 @@ SCHEMAS: dict[str, type] = {
     "judge": JudgeConfig,
     "logger": LoggerConfig,
     "paths": PathsConfig,
+    "guards": GuardsConfig,
 }
 
 

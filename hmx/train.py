@@ -25,7 +25,8 @@ from hmx.judge.rewards import SelfJudgeRewards
 from hmx.judge.scoring import LogprobJudge
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.resources import CONF_DIR, rubric_path
-from hmx.rubrics.schema import RubricError, load_rubric
+from hmx.rewards import guard_functions, guard_weights
+from hmx.rubrics.schema import RubricError, combine_rubrics, load_rubric
 from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process, write_config
 
 
@@ -50,19 +51,22 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     """Train once; returns the run directory. ``callbacks`` are added to the trainer's own."""
     model_cfg, data_cfg, paths = typed_node(cfg, "model"), typed_node(cfg, "data"), typed_node(cfg, "paths")
     rubric_cfg, judge_cfg, logger_cfg = typed_node(cfg, "rubric"), typed_node(cfg, "judge"), typed_node(cfg, "logger")
+    guards_cfg = typed_node(cfg, "guards")
     if judge_cfg.mode != "logprob":
         raise ConfigError("config field 'judge.mode': only 'logprob' is available in this version")
     set_seed(cfg.seed)
 
     # Everything that can be wrong with the input fails here, before the run directory exists.
-    rubric = load_rubric(rubric_path(rubric_cfg.path)).with_direction(rubric_cfg.direction)
+    extras = [load_rubric(rubric_path(extra)) for extra in rubric_cfg.extra]
+    rubric = combine_rubrics(load_rubric(rubric_path(rubric_cfg.path)), extras).with_direction(rubric_cfg.direction)
     tokenizer = load_tokenizer(model_cfg, paths.cache_dir)
     judge = SelfJudgeRewards(LogprobJudge(rubric, tokenizer, judge_cfg))
     train_dataset = load_prompts(data_cfg)
     peft_config = lora_config(plain_dict(cfg, "peft"))
     run_dir = agree_run_dir(paths.runs_dir, cfg.run_name)
     report_to = configure_wandb(logger_cfg, run_dir, run_dir.name)
-    args = grpo_args(cfg, run_dir, report_to, judge.weights())
+    args = grpo_args(cfg, run_dir, report_to, judge.weights() + guard_weights(guards_cfg))
+    guards = guard_functions(guards_cfg, args.max_completion_length or 512)  # 512: TRL's default
     model = load_model(model_cfg, paths.cache_dir)
 
     if is_main_process():
@@ -73,7 +77,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     try:
         trainer = GRPOTrainer(
             model=model,
-            reward_funcs=list[Any](judge.reward_functions()),
+            reward_funcs=list[Any]([*judge.reward_functions(), *guards]),
             args=args,
             train_dataset=train_dataset,
             processing_class=tokenizer,

@@ -7,6 +7,7 @@ Every error names the file, the YAML line where one is known, and the field, e.g
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,30 @@ def parse_rubric(text: str, source: str) -> Rubric:
     if template is not None and (not isinstance(template, str) or not template.strip()):
         raise check.fail("judge_template", "must be a non-empty string", node, "judge_template")
     return Rubric(name, description, criteria, source, template)
+
+
+def combine_rubrics(main: Rubric, extras: Sequence[Rubric]) -> Rubric:
+    """``main`` with the criteria of each extra rubric (e.g. a guard) appended, under main's name and template.
+
+    Criterion names must stay unique; an extra rubric with a judge_template of its own is refused
+    (one judge prompt layout per run keeps the shared-prefix packing and the docs simple).
+    """
+    criteria = list(main.criteria)
+    for extra in extras:
+        if extra.judge_template is not None and extra.judge_template != main.judge_template:
+            raise RubricError(
+                f"{extra.source}: judge_template: an extra rubric cannot bring its own template "
+                f"(combined criteria are judged with {main.source}'s)"
+            )
+        for criterion in extra.criteria:
+            if any(c.name == criterion.name for c in criteria):
+                raise RubricError(
+                    f"{extra.source}: criteria: {criterion.name!r} is already a criterion of the combined rubric "
+                    f"({main.source}); criterion names must be unique"
+                )
+            criteria.append(criterion)
+    sources = " + ".join([main.source, *(extra.source for extra in extras)])
+    return Rubric(main.name, main.description, tuple(criteria), sources, main.judge_template)
 
 
 def load_rubric(path: str | Path) -> Rubric:

@@ -27,7 +27,7 @@ def test_every_config_opens_with_its_command():
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_validates(make_cfg, tmp_path, group, option):
     cfg = make_cfg(f"{group}={option}")
-    for node in ("model", "data", "rubric", "judge", "logger", "paths"):
+    for node in ("model", "data", "rubric", "judge", "guards", "logger", "paths"):
         typed_node(cfg, node)
     lora_config(dict(cfg.peft))
     args = grpo_args(cfg, tmp_path / "run", ["none"], [1.0, 1.0, 1.0])
