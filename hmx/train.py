@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from transformers import TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
 
+from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.data import load_prompts
 from hmx.judge.rewards import SelfJudgeRewards
@@ -27,7 +28,7 @@ from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.resources import CONF_DIR, rubric_path
 from hmx.rewards import guard_functions, guard_weights
 from hmx.rubrics.schema import RubricError, combine_rubrics, load_rubric
-from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process, write_config
+from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process
 
 
 def grpo_args(cfg: DictConfig, run_dir: Path, report_to: list[str], reward_weights: list[float]) -> GRPOConfig:
@@ -63,17 +64,15 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     judge = SelfJudgeRewards(LogprobJudge(rubric, tokenizer, judge_cfg))
     train_dataset = load_prompts(data_cfg)
     peft_config = lora_config(plain_dict(cfg, "peft"))
-    run_dir = agree_run_dir(paths.runs_dir, cfg.run_name)
+    start = plan_run(agree_run_dir(paths.runs_dir, cfg.run_name), cfg.run_name, cfg.get("resume"))
+    run_dir = start.run_dir
     report_to = configure_wandb(logger_cfg, run_dir, run_dir.name)
     args = grpo_args(cfg, run_dir, report_to, judge.weights() + guard_weights(guards_cfg))
     guards = guard_functions(guards_cfg, args.max_completion_length or 512)  # 512: TRL's default
     model = load_model(model_cfg, paths.cache_dir)
 
     if is_main_process():
-        if run_dir.exists():
-            raise ConfigError(f"config field 'run_name': run directory already exists: {run_dir}")
-        run_dir.mkdir(parents=True)
-        write_config(cfg, run_dir)
+        start.prepare(cfg)  # a new run directory, or the resumed one taken over
     try:
         trainer = GRPOTrainer(
             model=model,
@@ -82,11 +81,12 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             train_dataset=train_dataset,
             processing_class=tokenizer,
             peft_config=peft_config,
-            callbacks=[MetricsFile(run_dir), *callbacks],
+            callbacks=[MetricsFile(run_dir), PickleFreeCheckpoints(), *callbacks],
         )
         judge.bind(cast(torch.nn.Module, trainer.model), trainer.accelerator.device)
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
         trainer.save_model(str(run_dir / "adapter"))
+        remove_pickles(run_dir / "adapter")
     except BaseException:
         if is_main_process() and run_dir.exists():
             (run_dir / "FAILED").write_text(traceback.format_exc(), encoding="utf-8")

@@ -1,0 +1,174 @@
+"""Run directories for a new or a resumed run, checkpoints, and pickle-free saved outputs.
+
+``resume`` (top-level config key): ``null``/``false`` starts a new run in a new directory;
+``true`` continues ``paths.runs_dir/run_name`` from its latest complete checkpoint (a new run
+when that directory does not exist yet, so a requeued job can always pass ``resume=true``);
+a PATH names a run directory (its latest checkpoint) or one ``checkpoint-N`` directory in it.
+A checkpoint is complete once the HF Trainer has written its ``trainer_state.json`` (the last
+file it writes). Everything is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from transformers import TrainerCallback
+
+from hmx.config import ConfigError
+from hmx.tracking import REDACTED, redact, write_config
+
+PICKLE_FILES = ("training_args.bin",)  # the HF Trainer's pickled TrainingArguments: config.yaml is the record
+
+
+@dataclass
+class RunStart:
+    """Where a run writes and the checkpoint it continues from (None: from step 0)."""
+
+    run_dir: Path
+    checkpoint: Path | None = None
+    resuming: bool = False  # the run directory exists and is taken over
+
+    def prepare(self, cfg: DictConfig) -> None:
+        """Create (new run) or take over (resume) the run directory; rank 0 only."""
+        if not self.resuming:
+            if self.run_dir.exists():
+                raise ConfigError(
+                    f"config field 'run_name': run directory already exists: {self.run_dir} "
+                    "(resume=true continues it from its latest checkpoint)"
+                )
+            self.run_dir.mkdir(parents=True)
+        else:
+            warn_config_changes(self.run_dir / "config.yaml", cfg)
+            (self.run_dir / "FAILED").unlink(missing_ok=True)
+            step = checkpoint_step(self.checkpoint) if self.checkpoint else 0
+            truncate_metrics(self.run_dir / "metrics.jsonl", step)
+            where = f"from {self.checkpoint.name}" if self.checkpoint else "from step 0 (no complete checkpoint)"
+            print(f"hmx: resuming {self.run_dir} {where}", flush=True)
+        write_config(cfg, self.run_dir)
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name.rsplit("-", 1)[1])
+
+
+def is_complete(path: Path) -> bool:
+    """A ``checkpoint-N`` directory whose ``trainer_state.json`` (written last) is readable."""
+    name = path.name
+    if not (path.is_dir() and name.startswith("checkpoint-") and name.removeprefix("checkpoint-").isdigit()):
+        return False
+    try:
+        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step in ``run_dir`` (None when there is none)."""
+    complete = [p for p in run_dir.glob("checkpoint-*") if is_complete(p)]
+    return max(complete, key=checkpoint_step) if complete else None
+
+
+def check_writable(runs_dir: Path) -> None:
+    """Fail early, naming ``paths.runs_dir``, when run directories cannot be created under it."""
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=runs_dir):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"config field 'paths.runs_dir': cannot write run directories under {runs_dir}: {err}"
+        ) from None
+
+
+def plan_run(run_dir: Path, run_name: str | None, resume: Any) -> RunStart:
+    """The run directory (``run_dir`` for a new run) and checkpoint for ``resume``; nothing is written."""
+    runs_dir = run_dir.parent
+    if resume is None or resume is False:
+        check_writable(runs_dir)
+        return RunStart(run_dir)
+    if resume is True:
+        if not run_name:
+            raise ConfigError(
+                "config field 'resume': resume=true needs run_name=<the run to continue> "
+                "(or resume=PATH to a run directory or checkpoint)"
+            )
+        if not run_dir.exists():
+            print(f"hmx: nothing to resume at {run_dir}; starting a new run there", flush=True)
+            check_writable(runs_dir)
+            return RunStart(run_dir)
+        return _take_over(run_dir, latest_checkpoint(run_dir), required=False)
+    path = Path(str(resume)).expanduser().resolve()
+    if path.name.startswith("checkpoint-"):
+        if not is_complete(path):
+            raise ConfigError(f"config field 'resume': {path} is not a complete checkpoint (no trainer_state.json)")
+        return _take_over(path.parent, path, required=True)
+    if not path.is_dir():
+        raise ConfigError(f"config field 'resume': no run directory or checkpoint at {path}")
+    return _take_over(path, latest_checkpoint(path), required=True)
+
+
+def _take_over(run_dir: Path, checkpoint: Path | None, required: bool) -> RunStart:
+    if (run_dir / "adapter").exists():
+        raise ConfigError(f"config field 'resume': {run_dir} has finished (adapter/ is there); nothing to resume")
+    if checkpoint is None and required:
+        raise ConfigError(f"config field 'resume': no complete checkpoint in {run_dir}")
+    if not os.access(run_dir, os.W_OK):
+        raise ConfigError(f"config field 'resume': cannot write to {run_dir}")
+    return RunStart(run_dir, checkpoint, resuming=True)
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the records logged after ``step``: the resumed run logs those steps again."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if _step(line) <= step]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _step(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", float("inf")))
+    except ValueError:  # a line cut short by the kill
+        return float("inf")
+
+
+def warn_config_changes(previous: Path, cfg: DictConfig) -> None:
+    """Name the config fields that differ from the run's ``config.yaml`` (a resume should change none)."""
+    if not previous.is_file():
+        return
+    old = _flat(OmegaConf.to_container(OmegaConf.load(previous)))
+    new = _flat(redact(OmegaConf.to_container(cfg, resolve=True)))
+    changed = sorted(k for k in old.keys() | new.keys() if k != "resume" and old.get(k) != new.get(k))
+    changed = [k for k in changed if old.get(k) != REDACTED]
+    if changed:
+        print(f"hmx: warning: resuming with config changes at {', '.join(changed)}", flush=True)
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def remove_pickles(directory: Path) -> None:
+    """Delete the Trainer's pickled files from a saved directory (nothing hmx or the Trainer reads back)."""
+    for name in PICKLE_FILES:
+        (directory / name).unlink(missing_ok=True)
+
+
+class PickleFreeCheckpoints(TrainerCallback):
+    """Removes ``training_args.bin`` from each checkpoint as it is saved (rank 0)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            remove_pickles(Path(args.output_dir) / f"checkpoint-{state.global_step}")
