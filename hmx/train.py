@@ -22,11 +22,13 @@ from trl import GRPOConfig, GRPOTrainer
 from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.data import load_prompts
+from hmx.judge.generate import GenerateJudge
 from hmx.judge.rewards import SelfJudgeRewards
 from hmx.judge.scoring import LogprobJudge
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.resources import CONF_DIR, rubric_path
 from hmx.rewards import guard_functions, guard_weights
+from hmx.rubrics.render import check_template
 from hmx.rubrics.schema import RubricError, combine_rubrics, load_rubric
 from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process
 
@@ -53,15 +55,15 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     model_cfg, data_cfg, paths = typed_node(cfg, "model"), typed_node(cfg, "data"), typed_node(cfg, "paths")
     rubric_cfg, judge_cfg, logger_cfg = typed_node(cfg, "rubric"), typed_node(cfg, "judge"), typed_node(cfg, "logger")
     guards_cfg = typed_node(cfg, "guards")
-    if judge_cfg.mode != "logprob":
-        raise ConfigError("config field 'judge.mode': only 'logprob' is available in this version")
     set_seed(cfg.seed)
 
     # Everything that can be wrong with the input fails here, before the run directory exists.
     extras = [load_rubric(rubric_path(extra)) for extra in rubric_cfg.extra]
     rubric = combine_rubrics(load_rubric(rubric_path(rubric_cfg.path)), extras).with_direction(rubric_cfg.direction)
+    check_template(rubric)
     tokenizer = load_tokenizer(model_cfg, paths.cache_dir)
-    judge = SelfJudgeRewards(LogprobJudge(rubric, tokenizer, judge_cfg))
+    judge_cls = GenerateJudge if judge_cfg.mode == "generate" else LogprobJudge
+    judge = SelfJudgeRewards(judge_cls(rubric, tokenizer, judge_cfg))
     train_dataset = load_prompts(data_cfg)
     peft_config = lora_config(plain_dict(cfg, "peft"))
     start = plan_run(agree_run_dir(paths.runs_dir, cfg.run_name), cfg.run_name, cfg.get("resume"))
@@ -84,6 +86,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             callbacks=[MetricsFile(run_dir), PickleFreeCheckpoints(), *callbacks],
         )
         judge.bind(cast(torch.nn.Module, trainer.model), trainer.accelerator.device)
+        if isinstance(judge.judge, GenerateJudge):
+            judge.judge.attach_vllm(getattr(trainer, "vllm_generation", None))
         trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
         trainer.save_model(str(run_dir / "adapter"))
         remove_pickles(run_dir / "adapter")

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from hmx.judge.generate import GenerateJudge
 from hmx.judge.scoring import LogprobJudge, Verdicts
 
 
@@ -32,7 +33,7 @@ def message_text(item: Any) -> str:
 class SelfJudgeRewards:
     """Shared state behind the per-criterion reward functions."""
 
-    def __init__(self, judge: LogprobJudge):
+    def __init__(self, judge: LogprobJudge | GenerateJudge):
         self.judge = judge
         self.model: torch.nn.Module | None = None
         self.device = torch.device("cpu")

@@ -34,7 +34,11 @@ Criterion: {{ criterion.name }}. {{ criterion.description }}
 Scale:
 {% for level in criterion.scale %}{{ level.label }} = {{ level.anchor }}
 {% endfor %}
-Reply with the score label only."""
+{% if mode == "generate" %}Give a brief reason (one or two sentences), then end with a last line of the form \
+"Score: <label>".{% else %}Reply with the score label only.{% endif %}"""
+
+MODES = ("logprob", "generate")
+_PROBE = "hmx-template-probe-7f3a"
 
 QUOTED_TAGS = ("completion", "user_message")
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
@@ -83,9 +87,14 @@ def compile_template(rubric: Rubric) -> Template:
 
 
 def render_judge_message(
-    rubric: Rubric, criterion: Criterion, prompt: str, completion: str, special_tokens: Iterable[str] = ()
+    rubric: Rubric,
+    criterion: Criterion,
+    prompt: str,
+    completion: str,
+    special_tokens: Iterable[str] = (),
+    mode: str = "logprob",
 ) -> str:
-    """The judge's user message for one (prompt, completion, criterion)."""
+    """The judge's user message for one (prompt, completion, criterion); ``mode`` picks the answer format."""
     template = compile_template(rubric)
     special = list(special_tokens)
     try:
@@ -94,8 +103,23 @@ def render_judge_message(
             completion=defuse(strip_thinking(completion), special),
             criterion=criterion,
             rubric=rubric,
+            mode=mode,
         ).strip()
     except SecurityError as err:
         raise RubricError(f"{rubric.source}: judge_template: unsafe template: {err}") from None
     except TemplateError as err:
         raise RubricError(f"{rubric.source}: judge_template: {err}") from None
+
+
+def check_template(rubric: Rubric) -> None:
+    """Render every criterion in both modes; the completion must appear once, inside ``<completion>`` tags."""
+    for criterion in rubric.criteria:
+        for mode in MODES:
+            message = render_judge_message(rubric, criterion, "a user message", _PROBE, mode=mode)
+            quoted = re.findall(r"<completion>(.*?)</completion>", message, re.DOTALL)
+            if message.count(_PROBE) != 1 or len(quoted) != 1 or _PROBE not in quoted[0]:
+                raise RubricError(
+                    f"{rubric.source}: judge_template: must quote {{{{ completion }}}} exactly once, between "
+                    "<completion> and </completion> tags (criterion "
+                    f"{criterion.name!r}, mode {mode!r}); that block is what keeps the completion data"
+                )
