@@ -22,6 +22,7 @@ from trl import GRPOConfig, GRPOTrainer
 from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.data import load_prompts
+from hmx.generation import check_generation
 from hmx.judge.generate import GenerateJudge
 from hmx.judge.rewards import SelfJudgeRewards
 from hmx.judge.scoring import LogprobJudge
@@ -70,6 +71,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     run_dir = start.run_dir
     report_to = configure_wandb(logger_cfg, run_dir, run_dir.name)
     args = grpo_args(cfg, run_dir, report_to, judge.weights() + guard_weights(guards_cfg))
+    check_generation(args, tokenizer, train_dataset["prompt"], judge.judge)
     guards = guard_functions(guards_cfg, args.max_completion_length or 512)  # 512: TRL's default
     model = load_model(model_cfg, paths.cache_dir)
 

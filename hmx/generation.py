@@ -1,0 +1,93 @@
+"""Generation backends, checked at start-up: transformers ``generate`` or vLLM (colocate / server).
+
+``generation=hf`` (default), ``generation=vllm_colocate`` and ``generation=vllm_server`` are
+deltas over ``trl.GRPOConfig`` (``use_vllm``, ``vllm_mode``, …); TRL imports vLLM only when
+``use_vllm`` is set, in both modes (server mode syncs weights through vLLM's communicator).
+hmx checks before anything is written that vLLM is installed and a GPU is there, and that
+``vllm_max_model_length`` covers both the policy's sequences and the judge's prompts (a
+``judge=generate`` verdict is generated on the same engine).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+from trl import GRPOConfig
+
+from hmx.config import ConfigError
+
+INSTALL_HINT = "pip install 'hmx[vllm]'"
+
+
+def check_vllm(use_vllm: bool, mode: str) -> None:
+    """Fail with the install command when a config asks for vLLM and it is not there (never imports it)."""
+    if not use_vllm:
+        return
+    where = f"config node 'generation' (generation=vllm_{mode}): use_vllm=true"
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(f"{where} needs vLLM, which is not installed: {INSTALL_HINT} (on a CUDA machine)")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{where} needs a CUDA GPU; on CPU use generation=hf")
+
+
+def longest_tokens(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> int:
+    if not texts:
+        return 0
+    return max(len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+
+
+def required_model_length(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    judge_texts: Sequence[str],
+    max_completion_length: int,
+    verdict_tokens: int,
+) -> int:
+    """Tokens vLLM must hold: the longest prompt + completion, or the longest judge prompt + verdict.
+
+    ``judge_texts`` are the judge prompts rendered around an empty prompt and completion (the
+    template's own length); a judge prompt quotes a prompt and a completion on top of that.
+    """
+    prompt = longest_tokens(tokenizer, prompts)
+    policy = prompt + max_completion_length
+    judge = longest_tokens(tokenizer, judge_texts) + prompt + max_completion_length + verdict_tokens
+    return max(policy, judge)
+
+
+def check_model_length(args: GRPOConfig, required: int) -> None:
+    """``vllm_max_model_length`` must cover what hmx sends to vLLM (``None`` lets vLLM use the model's own)."""
+    if not args.use_vllm or args.vllm_max_model_length is None:
+        return
+    if args.vllm_max_model_length < required:
+        raise ConfigError(
+            f"config field 'generation.vllm_max_model_length': {args.vllm_max_model_length} tokens is shorter than "
+            f"the longest prompt + completion or judge prompt + verdict ({required} tokens); raise it"
+        )
+
+
+def prompt_texts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[object]) -> list[str]:
+    """Prompts as the policy sees them: conversational ones through the chat template."""
+    return [
+        str(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True))
+        if isinstance(p, list)
+        else str(p)
+        for p in prompts
+    ]
+
+
+def check_generation(args: GRPOConfig, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[object], judge) -> None:
+    """All start-up checks of the generation backend (nothing to check for transformers ``generate``)."""
+    if not args.use_vllm:
+        return
+    check_vllm(True, args.vllm_mode)
+    required = required_model_length(
+        tokenizer,
+        prompt_texts(tokenizer, prompts),
+        judge.texts([""], [""]),  # the judge template around an empty prompt and completion
+        args.max_completion_length or 512,  # 512: TRL's default
+        judge.cfg.max_rationale_tokens,
+    )
+    check_model_length(args, required)
