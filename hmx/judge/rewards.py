@@ -1,18 +1,19 @@
 """The self-judge as TRL reward functions: one per criterion, so TRL logs ``rewards/<name>/mean``.
 
 All criteria of a batch are scored in one judge pass (the first criterion's call fills a
-cache keyed by the batch's text; the others read it). A non-finite score becomes ``None``
-(TRL skips it) and is counted in ``judge/invalid``; it never crashes a run.
+cache keyed by the batch's text; the others read it). A non-finite score is counted in
+``judge/invalid`` and the completions table's ``judge_invalid`` column, and is given its group's
+mean score (:mod:`hmx.judge.faults`: no advantage either way); it never crashes a run.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
+from hmx.judge.faults import fill_invalid, invalid_per_row
 from hmx.judge.generate import GenerateJudge
 from hmx.judge.scoring import LogprobJudge, Verdicts
 
@@ -45,7 +46,13 @@ class SelfJudgeRewards:
         """Give the judge the policy it scores with (the trainer's model: no second copy)."""
         self.model, self.device = model, device
 
-    def verdicts(self, prompts: Sequence[Any], completions: Sequence[Any], log_metric: Callable | None) -> Verdicts:
+    def verdicts(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        log_metric: Callable | None,
+        log_extra: Callable | None = None,
+    ) -> Verdicts:
         prompt_texts = [message_text(p) for p in prompts]
         completion_texts = [message_text(c) for c in completions]
         key = hash((tuple(prompt_texts), tuple(completion_texts)))
@@ -56,6 +63,8 @@ class SelfJudgeRewards:
             self._key = key
             if log_metric is not None:
                 self._log(self._verdicts, log_metric)
+            if log_extra is not None:
+                log_extra("judge_invalid", invalid_per_row(self._verdicts.scores.tolist()))
         return self._verdicts
 
     def _log(self, verdicts: Verdicts, log_metric: Callable) -> None:
@@ -75,8 +84,9 @@ class SelfJudgeRewards:
         for index, criterion in enumerate(self.judge.rubric.criteria):
 
             def reward(prompts, completions, _index=index, _criterion=criterion, **kwargs) -> list[float | None]:
-                scores = self.verdicts(prompts, completions, kwargs.get("log_metric")).scores[:, _index]
-                return [_criterion.oriented(float(s)) if math.isfinite(float(s)) else None for s in scores.tolist()]
+                verdicts = self.verdicts(prompts, completions, kwargs.get("log_metric"), kwargs.get("log_extra"))
+                filled = fill_invalid(verdicts.scores[:, _index].tolist(), [message_text(p) for p in prompts])
+                return [None if s is None else _criterion.oriented(s) for s in filled]
 
             reward.__name__ = criterion.name
             functions.append(reward)
