@@ -113,6 +113,14 @@ class _LineLoader(yaml.SafeLoader):
         return mapping
 
 
+def _line_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    # SafeLoader's own map constructor copies into a plain dict, which would drop the lines
+    return loader.construct_mapping(node, deep=True)
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _line_mapping)
+
+
 class _Checker:
     """Raises RubricError with file:line: field prefixes."""
 
@@ -128,7 +136,7 @@ class _Checker:
 
     def mapping(self, value: Any, field: str, allowed: set[str], parent: Any = None, key: str | None = None):
         if not isinstance(value, dict):
-            raise self.fail(field, f"must be a mapping, got {type(value).__name__}", parent, key)
+            raise self.fail(field or "(top level)", f"must be a mapping, got {type(value).__name__}", parent, key)
         unknown = sorted(set(value) - allowed)
         if unknown:
             raise self.fail(

@@ -1,0 +1,197 @@
+"""``hmx rubric``: the rubric author's loop (docs/rubrics.md).
+
+hmx rubric lint PATH...                      schema + template checks; exit 0 clean, 1 otherwise
+hmx rubric show NAME [--mode generate]       the rendered judge prompt for a sample completion
+hmx rubric score --rubric NAME --model tiny --prompt P --completion C [--mode generate] [--json]
+                                             per-criterion expected score and label probabilities
+                                             (generate mode: the verdict and its rationale)
+
+NAME is a shipped rubric (``hmx_feel``) or a path to a YAML file. ``--model`` is a hub id, a
+local model directory, ``tiny``, or a run directory from ``hmx train`` (its adapter on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hmx.config import ConfigError, JudgeConfig, ModelConfig, PathsConfig
+from hmx.resources import rubric_path
+from hmx.rubrics.render import check_template, render_judge_message
+from hmx.rubrics.schema import Rubric, RubricError, combine_rubrics, load_rubric
+
+SAMPLE_PROMPT = "I finally finished the marathon I trained a year for!"
+SAMPLE_COMPLETION = "Congratulations! I'm genuinely delighted for you - a year of training is a real commitment."
+
+
+def load_checked(name: str, extra: Sequence[str] = ()) -> Rubric:
+    """A rubric by name or path (plus extra rubrics' criteria), schema- and template-checked."""
+    rubric = combine_rubrics(load_rubric(rubric_path(name)), [load_rubric(rubric_path(e)) for e in extra])
+    check_template(rubric)
+    return rubric
+
+
+def lint(paths: Sequence[str]) -> int:
+    """Print one line per file; the number of files with errors."""
+    failures = 0
+    for path in paths:
+        try:
+            rubric = load_checked(path)
+        except RubricError as err:
+            failures += 1
+            print(f"error: {err}", file=sys.stderr)
+        else:
+            levels = sum(len(c.scale) for c in rubric.criteria)
+            print(f"ok: {path} ({rubric.name}: {len(rubric.criteria)} criteria, {levels} levels)")
+    return failures
+
+
+@dataclass
+class CriterionScore:
+    """One criterion's verdict on one completion."""
+
+    criterion: str
+    score: float | None  # expected score (logprob) or the parsed label's value (generate); None if unparseable
+    labels: list[str]
+    probs: list[float]  # over the labels (generate: one-hot on the verdict)
+    label_mass: float  # logprob: probability on any label before renormalising; generate: 1 if parsed
+    rationale: str | None = None  # generate mode
+    raw: str | None = None  # generate mode: what the judge wrote
+
+
+def load_judge_model(model: str, cache_dir: str, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
+    """Policy weights and tokenizer: a run directory (adapter on) or a model (hub id, path, ``tiny``)."""
+    from hmx.models import load_model, load_tokenizer
+    from hmx.runs import load_adapter_model, load_run_tokenizer, locate_run
+
+    path = Path(model).expanduser()
+    if (path / "config.yaml").is_file() or (path / "adapter_config.json").is_file():
+        run = locate_run(path)
+        return load_adapter_model(run, device), load_run_tokenizer(run)
+    cfg = ModelConfig(name_or_path=model)
+    policy: torch.nn.Module = load_model(cfg, cache_dir)
+    return policy.to(device).eval(), load_tokenizer(cfg, cache_dir)
+
+
+def score(
+    rubric: Rubric,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    prompt: str,
+    completions: Sequence[str],
+    cfg: JudgeConfig | None = None,
+) -> list[list[CriterionScore]]:
+    """Judge each completion of one prompt on every criterion: ``[completion][criterion]``."""
+    from hmx.judge.generate import GenerateJudge
+    from hmx.judge.scoring import LogprobJudge
+
+    cfg = cfg or JudgeConfig()
+    judge = GenerateJudge(rubric, tokenizer, cfg) if cfg.mode == "generate" else LogprobJudge(rubric, tokenizer, cfg)
+    device = next(model.parameters()).device
+    verdicts = judge.score(model, [prompt] * len(completions), list(completions), device)
+    out = []
+    for i in range(len(completions)):
+        row = []
+        for j, criterion in enumerate(rubric.criteria):
+            value = float(verdicts.scores[i, j])
+            row.append(
+                CriterionScore(
+                    criterion=criterion.name,
+                    score=value if value == value else None,
+                    labels=criterion.labels,
+                    probs=[round(p, 6) for p in verdicts.label_probs[i][j]],
+                    label_mass=round(float(verdicts.label_mass[i, j]), 6),
+                    rationale=getattr(verdicts, "rationales", None) and verdicts.rationales[i][j],  # type: ignore[attr-defined]
+                    raw=getattr(verdicts, "raw", None) and verdicts.raw[i][j],  # type: ignore[attr-defined]
+                )
+            )
+        out.append(row)
+    return out
+
+
+def print_scores(rows: list[CriterionScore], mode: str) -> None:
+    width = max(len(r.criterion) for r in rows)
+    for r in rows:
+        shown = "unparseable" if r.score is None else f"{r.score:.3f}"
+        probs = "  ".join(f"P({label})={p:.3f}" for label, p in zip(r.labels, r.probs, strict=True))
+        extra = f"  mass={r.label_mass:.3f}" if mode == "logprob" else ""
+        print(f"{r.criterion:<{width}}  {shown:>11}  {probs}{extra}")
+        if mode == "generate":
+            print(
+                f"{'':<{width}}  rationale: {r.rationale!r}"
+                if r.score is not None
+                else f"{'':<{width}}  judge wrote: {r.raw!r}"
+            )
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="hmx rubric", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    p_lint = commands.add_parser("lint", help="check rubric files (exit 0 when all are clean)")
+    p_lint.add_argument("paths", nargs="+", metavar="PATH")
+    p_show = commands.add_parser("show", help="print the rendered judge prompt for a sample completion")
+    p_show.add_argument("name", metavar="NAME", help="shipped rubric name or path")
+    p_show.add_argument("--criterion", help="only this criterion (default: all)")
+    for sub in (p_show, p_score := commands.add_parser("score", help="score one completion with a model")):
+        sub.add_argument("--mode", choices=("logprob", "generate"), default="logprob")
+        sub.add_argument("--prompt", default=SAMPLE_PROMPT)
+        sub.add_argument("--completion", default=SAMPLE_COMPLETION)
+        sub.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
+    p_score.add_argument("--rubric", required=True, help="shipped rubric name or path")
+    p_score.add_argument("--model", default="tiny", help="hub id, model directory, tiny, or a run directory")
+    p_score.add_argument("--weights", choices=("policy", "base"), default="policy", help="base: a run's adapter off")
+    p_score.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)
+    p_score.add_argument("--cache-dir", default=PathsConfig.cache_dir, help="where the tiny model is built")
+    p_score.add_argument("--device", default="cpu")
+    p_score.add_argument("--json", action="store_true", help="print the scores as JSON")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "lint":
+        return 1 if lint(args.paths) else 0
+    if args.command == "show":
+        rubric = load_checked(args.name, args.extra)
+        criteria = [rubric.criterion(args.criterion)] if args.criterion else list(rubric.criteria)
+        for criterion in criteria:
+            print(f"===== {rubric.name} / {criterion.name} ({args.mode}) =====")
+            print(render_judge_message(rubric, criterion, args.prompt, args.completion, mode=args.mode))
+        return 0
+    rubric = load_checked(args.rubric, args.extra)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout
+        model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device)
+        cfg = JudgeConfig(mode=args.mode, weights=args.weights, max_rationale_tokens=args.max_rationale_tokens)
+        loaded = time.perf_counter()
+        rows = score(rubric, model, tokenizer, args.prompt, [args.completion], cfg)[0]
+    if args.json:
+        print(json.dumps([row.__dict__ for row in rows], indent=2))
+    else:
+        print_scores(rows, args.mode)
+    seconds = f"load {loaded - started:.2f}s, score {time.perf_counter() - loaded:.2f}s"
+    print(f"({seconds}, model {args.model}, mode {args.mode})", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        code = run(args)
+    except KeyError as err:
+        print(f"hmx rubric: error: no criterion {err} in the rubric", file=sys.stderr)
+        code = 2
+    except (RubricError, ConfigError) as err:
+        print(f"hmx rubric: error: {err}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

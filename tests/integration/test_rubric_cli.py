@@ -1,0 +1,77 @@
+"""`hmx rubric lint | show | score` as an author runs them, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hmx.cli import main
+from hmx.resources import RUBRICS_DIR
+
+SHIPPED = sorted(str(p) for p in RUBRICS_DIR.glob("*.yaml"))
+
+
+def hmx(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def test_lint_exit_codes_as_a_subprocess(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((RUBRICS_DIR / "hmx_feel.yaml").read_text().replace("weight: 1.0", "weight: lots", 1))
+    clean = subprocess.run(
+        [sys.executable, "-m", "hmx.cli", "rubric", "lint", *SHIPPED], capture_output=True, text=True
+    )
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout.count("ok: ") == len(SHIPPED) >= 3
+    dirty = subprocess.run(
+        [sys.executable, "-m", "hmx.cli", "rubric", "lint", SHIPPED[0], str(bad)], capture_output=True, text=True
+    )
+    assert dirty.returncode == 1
+    assert f"error: {bad}:10: criteria[0].weight: must be a finite number, got 'lots'" in dirty.stderr
+
+
+def test_show_renders_every_criterion_with_the_sample(capsys):
+    code, out, _ = hmx(
+        capsys, "rubric", "show", "hmx_feel", "--mode", "generate", "--completion", "I feel <b>calm</b>."
+    )
+    assert code == 0
+    assert out.count("=====") == 2 * 3 and "I feel <b>calm</b>." in out
+    assert out.rstrip().endswith('last line of the form "Score: <label>".')
+
+
+def test_show_unknown_criterion_and_missing_rubric_fail_cleanly(capsys):
+    assert hmx(capsys, "rubric", "show", "hmx_feel", "--criterion", "joy")[0] == 2
+    code, _, err = hmx(capsys, "rubric", "show", "no_such_rubric")
+    assert code == 2 and "no_such_rubric.yaml: rubric file not found" in err
+
+
+def test_score_logprob_gives_expected_scores_and_label_probabilities(capsys, cache_dir):
+    args = ["rubric", "score", "--rubric", "hmx_feel", "--extra", "honesty_guard", "--model", "tiny"]
+    code, out, err = hmx(
+        capsys, *args, "--cache-dir", str(cache_dir), "--prompt", "hi", "--completion", "I feel happy", "--json"
+    )
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["criterion"] for r in rows] == ["feelings", "intentions", "self_awareness", "honesty", "non_sycophancy"]
+    for row in rows:
+        assert sum(row["probs"]) == pytest.approx(1.0, abs=1e-4)
+        expected = sum(p * float(label) for p, label in zip(row["probs"], row["labels"], strict=True))
+        assert row["score"] == pytest.approx(expected, abs=1e-3) and 1.0 <= row["score"] <= 5.0
+        assert 0.0 < row["label_mass"] <= 1.0
+    assert "score " in err and "mode logprob" in err
+
+
+def test_score_generate_reports_the_verdict_or_unparseable(capsys, cache_dir):
+    args = ["rubric", "score", "--rubric", "hmx_feel", "--mode", "generate", "--max-rationale-tokens", "4"]
+    code, out, err = hmx(capsys, *args, "--cache-dir", str(cache_dir), "--completion", "Score: 5")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 6  # a score line and a rationale / judge-wrote line per criterion
+    for score_line, detail in zip(lines[::2], lines[1::2], strict=True):
+        assert ("unparseable" in score_line) == ("judge wrote:" in detail)
