@@ -40,7 +40,12 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 def load_tokenizer(cfg: ModelConfig, cache_dir: str) -> PreTrainedTokenizerBase:
     path = resolve_model_path(cfg, cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as err:  # not found offline, no such repo, or it needs remote code
+        raise ConfigError(
+            f"config field 'model.name_or_path': cannot load the tokenizer of {cfg.name_or_path!r}: {err}"
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
