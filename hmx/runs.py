@@ -23,6 +23,7 @@ from hmx.config import ConfigError, ModelConfig, PathsConfig, typed_node
 from hmx.models import load_model, load_tokenizer
 
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # the only adapter weights hmx loads (a .bin is a pickle)
 
 
 @dataclass
@@ -52,6 +53,8 @@ def locate_run(path: str | Path, base: str | None = None, dtype: str | None = No
         adapter_dir, run_dir = source / "adapter", source
         if not (adapter_dir / ADAPTER_CONFIG).is_file():
             hint = " (training failed: see FAILED there)" if (source / "FAILED").is_file() else ""
+            if not hint and any(source.glob("checkpoint-*")):
+                hint = f" (interrupted: continue it with `hmx train run_name={source.name} resume=true`)"
             raise ConfigError(f"{adapter_dir}: run directory has no trained adapter ({ADAPTER_CONFIG} missing){hint}")
     else:
         raise ConfigError(
@@ -114,6 +117,8 @@ def load_base_model(run: TrainedRun) -> PreTrainedModel:
 
 def load_adapter_model(run: TrainedRun, device: str | torch.device = "cpu") -> PeftModel:
     """Base weights with the run's LoRA adapter on top (not merged), in eval mode."""
+    if not (run.adapter_dir / ADAPTER_WEIGHTS).is_file():
+        raise ConfigError(f"{run.adapter_dir}: no {ADAPTER_WEIGHTS}; hmx loads adapter weights from safetensors only")
     base = load_base_model(run)
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft's call
     try:

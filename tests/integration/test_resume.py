@@ -1,4 +1,8 @@
-"""A real `hmx train` killed with SIGKILL mid-training and resumed ends where an uninterrupted run ends."""
+"""A real `hmx train` killed with SIGKILL mid-training and resumed ends where an uninterrupted run ends.
+
+The runs log to W&B (offline) with a fake W&B key and HF token in the environment: neither may
+appear in any file of the run directories (config dumps, logs, checkpoints, wandb files).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,17 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from hmx.checkpoints import is_complete
 
 STEPS, SAVE_EVERY = 4, 2
+SECRETS = {"WANDB_API_KEY": f"fake-secret-{uuid.uuid4().hex}", "HF_TOKEN": f"fake-hf-token-{uuid.uuid4().hex}"}
+ENV = {**{k: v for k, v in os.environ.items() if k != "WANDB_MODE"}, **SECRETS}
 
 
 def train_args(runs: Path, cache_dir: Path, name: str, *extra: str) -> list[str]:
@@ -29,19 +37,21 @@ def train_args(runs: Path, cache_dir: Path, name: str, *extra: str) -> list[str]
         f"trainer.save_steps={SAVE_EVERY}",
         f"paths.runs_dir={runs}",
         f"paths.cache_dir={cache_dir}",
+        "logger=wandb",
+        "logger.mode=offline",
         *extra,
     ]
 
 
 def train(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 
 def kill_after_first_checkpoint(args: list[str], run_dir: Path) -> int:
     """Start a run and SIGKILL it as soon as a complete checkpoint is on disk; returns that step."""
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     try:
         deadline = time.monotonic() + 300
         while process.poll() is None and time.monotonic() < deadline:
@@ -63,15 +73,21 @@ def rewards(run_dir: Path) -> list[float]:
     return [r["reward"] for r in rows if "reward" in r]
 
 
-def test_sigkilled_run_resumes_to_the_same_step_and_adapter(tmp_path, cache_dir):
-    runs = tmp_path / "runs"
-    train(*train_args(runs, cache_dir, "straight"))
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, cache_dir) -> tuple[Path, int, str]:
+    """An uninterrupted run and a killed-then-resumed one; returns (runs dir, killed after step, output)."""
+    runs = tmp_path_factory.mktemp("runs")
+    output = train(*train_args(runs, cache_dir, "straight"))
     killed_at = kill_after_first_checkpoint(train_args(runs, cache_dir, "killed"), runs / "killed")
-    assert killed_at < STEPS
-
     resumed = train(*train_args(runs, cache_dir, "killed", "resume=true"))
     assert f"resuming {runs / 'killed'} from checkpoint-" in resumed.stdout
+    logs = "".join(r.stdout + r.stderr for r in (output, resumed))
+    return runs, killed_at, logs
 
+
+def test_sigkilled_run_resumes_to_the_same_step_and_adapter(runs):
+    runs, killed_at, _ = runs
+    assert killed_at < STEPS
     straight, killed = runs / "straight", runs / "killed"
     for run_dir in (straight, killed):
         state = json.loads((run_dir / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
@@ -85,3 +101,14 @@ def test_sigkilled_run_resumes_to_the_same_step_and_adapter(tmp_path, cache_dir)
     print(f"resume: killed after step {killed_at}; max abs adapter weight difference {difference:.3g}")
     assert difference <= 1e-6
     assert not list(killed.rglob("*.bin"))  # no pickled training_args.bin in checkpoints or adapter
+
+
+def test_secrets_in_the_environment_never_reach_the_run_directory(runs):
+    runs, _, logs = runs
+    files = [p for p in runs.rglob("*") if p.is_file()]
+    assert any("wandb" in p.parts and p.suffix == ".wandb" for p in files)  # W&B really wrote its offline run
+    assert any(p.name == "config.yaml" for p in files) and any(p.name == "metrics.jsonl" for p in files)
+    for secret in SECRETS.values():
+        assert secret not in logs
+        leaks = [p for p in files if secret.encode() in p.read_bytes()]
+        assert not leaks, leaks
