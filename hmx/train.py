@@ -23,6 +23,7 @@ from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.data import load_prompts
 from hmx.generation import check_generation
+from hmx.judge.drift import JudgeDriftMonitor, load_probes
 from hmx.judge.generate import GenerateJudge
 from hmx.judge.rewards import SelfJudgeRewards
 from hmx.judge.scoring import LogprobJudge
@@ -65,6 +66,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     tokenizer = load_tokenizer(model_cfg, paths.cache_dir)
     judge_cls = GenerateJudge if judge_cfg.mode == "generate" else LogprobJudge
     judge = SelfJudgeRewards(judge_cls(rubric, tokenizer, judge_cfg))
+    drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
     train_dataset = load_prompts(data_cfg)
     peft_config = lora_config(plain_dict(cfg, "peft"))
     start = plan_run(agree_run_dir(paths.runs_dir, cfg.run_name), cfg.run_name, cfg.get("resume"))
@@ -90,6 +92,11 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         judge.bind(cast(torch.nn.Module, trainer.model), trainer.accelerator.device)
         if isinstance(judge.judge, GenerateJudge):
             judge.judge.attach_vllm(getattr(trainer, "vllm_generation", None))
+        if drift_probes:  # judge/drift/* join TRL's metrics, averaged into the next logged row
+            metrics = trainer._metrics["train"]
+            log = lambda name, value: metrics[name].append(value)  # noqa: E731
+            device = trainer.accelerator.device
+            trainer.add_callback(JudgeDriftMonitor(judge.judge, drift_probes, judge_cfg.drift_steps, log, device))
         trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
         trainer.save_model(str(run_dir / "adapter"))
         remove_pickles(run_dir / "adapter")
