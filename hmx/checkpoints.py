@@ -166,8 +166,28 @@ def remove_pickles(directory: Path) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
+def generation_aligned(args: Any) -> bool:
+    """Whether every checkpoint falls on a generation boundary.
+
+    TRL generates once per ``steps_per_generation * num_iterations`` micro-steps and keeps that
+    batch in memory; a checkpoint inside such a block resumes by generating a new batch, so the
+    resumed run no longer matches an uninterrupted one exactly.
+    """
+    every = (args.steps_per_generation or 1) * (args.num_iterations or 1)
+    return (args.save_steps * args.gradient_accumulation_steps) % every == 0
+
+
 class PickleFreeCheckpoints(TrainerCallback):
-    """Removes ``training_args.bin`` from each checkpoint as it is saved (rank 0)."""
+    """Removes ``training_args.bin`` from each checkpoint as it is saved (rank 0); warns on unaligned saves."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and args.save_strategy == "steps" and not generation_aligned(args):
+            print(
+                "hmx: warning: trainer.save_steps x gradient_accumulation_steps is not a multiple of "
+                "steps_per_generation x num_iterations: a run resumed from these checkpoints regenerates "
+                "the interrupted batch and will not match an uninterrupted run exactly",
+                flush=True,
+            )
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hmx.checkpoints import RunStart, latest_checkpoint, plan_run, truncate_metrics
+from hmx.checkpoints import RunStart, generation_aligned, latest_checkpoint, plan_run, truncate_metrics
 from hmx.config import ConfigError
 
 
@@ -91,3 +91,20 @@ def test_a_new_run_never_reuses_a_directory(tmp_path):
 def test_truncate_metrics_without_a_file(tmp_path):
     truncate_metrics(tmp_path / "metrics.jsonl", 3)
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("save_steps", "steps_per_generation", "aligned"), [(20, None, True), (3, 2, False), (4, 2, True)]
+)
+def test_checkpoints_must_fall_on_generation_boundaries(tmp_path, save_steps, steps_per_generation, aligned):
+    from trl import GRPOConfig
+
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        save_steps=save_steps,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        steps_per_generation=steps_per_generation,
+    )
+    assert generation_aligned(args) is aligned
