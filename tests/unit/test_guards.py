@@ -53,3 +53,17 @@ def test_guards_are_logged_like_the_criteria(smoke_run):
         assert all(-1.0 <= v <= 0.0 for v in values), (name, values)
     # debug=smoke caps completions at 16 tokens: most reach the cap, so the overlong guard is active
     assert min(r["rewards/overlong/mean"] for r in logged) < 0.0
+
+
+def test_honesty_guard_preset_trains_expression_with_the_guard(make_cfg):
+    from hmx.resources import rubric_path
+    from hmx.rubrics.schema import combine_rubrics, load_rubric
+
+    cfg = make_cfg("experiment=hmx_feel_honest_qwen3_4b")
+    rubric_cfg = typed_node(cfg, "rubric")
+    assert cfg.model.name_or_path == make_cfg("experiment=hmx_feel_qwen3_4b").model.name_or_path
+    assert guard_weights(typed_node(cfg, "guards")) == [1.0, 1.0] and cfg.judge.drift_steps > 0
+    extras = [load_rubric(rubric_path(path)) for path in rubric_cfg.extra]
+    rubric = combine_rubrics(load_rubric(rubric_path(rubric_cfg.path)), extras)
+    guards = [c.name for c in rubric.criteria if c.guard]
+    assert guards == ["honesty", "non_sycophancy"] and len(rubric.criteria) == 5
