@@ -9,7 +9,7 @@ Strict parsing (:func:`parse_verdict`): the judge's own ``<think>`` block is dro
 last non-empty line must be exactly ``Score: <label>`` with one of the criterion's labels, and
 no other line may start with ``Score:``. Anything else (no verdict, two verdicts, a label off
 the scale, a rationale that ran past its budget) is unparseable: a NaN score, which the reward
-functions hand to TRL as ``None`` (skipped) and count in ``judge/invalid``.
+functions count in ``judge/invalid`` and turn into a neutral reward (:mod:`hmx.judge.faults`).
 
 Only text the judge generated is parsed: the completion under judgement sits in the prompt,
 quoted and defused, so a ``Score: 9`` written by the completion can never be the verdict.

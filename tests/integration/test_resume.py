@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+from transformers import TrainerCallback
 
-from hmx.checkpoints import is_complete
+from hmx.checkpoints import is_complete, latest_checkpoint
+from hmx.train import run
 
 STEPS, SAVE_EVERY = 4, 2
 SECRETS = {"WANDB_API_KEY": f"fake-secret-{uuid.uuid4().hex}", "HF_TOKEN": f"fake-hf-token-{uuid.uuid4().hex}"}
@@ -112,3 +114,27 @@ def test_secrets_in_the_environment_never_reach_the_run_directory(runs):
         assert secret not in logs
         leaks = [p for p in files if secret.encode() in p.read_bytes()]
         assert not leaks, leaks
+
+
+class Crash(TrainerCallback):
+    """Raises inside training once ``at`` steps are done, before that step is checkpointed."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            raise RuntimeError("injected crash")
+
+
+def test_crash_leaves_a_failed_marker_and_resume_continues(make_cfg):
+    overrides = ["debug=smoke", "logger=none", "run_name=crash", f"trainer.max_steps={STEPS}", "trainer.save_steps=1"]
+    with pytest.raises(RuntimeError, match="injected crash"):
+        run(make_cfg(*overrides), callbacks=[Crash(at=2)])
+    run_dir = Path(make_cfg(*overrides).paths.runs_dir) / "crash"
+    assert "RuntimeError: injected crash" in (run_dir / "FAILED").read_text()
+    assert not (run_dir / "adapter").exists() and latest_checkpoint(run_dir) == run_dir / "checkpoint-1"
+    run(make_cfg(*overrides, "resume=true"))
+    assert not (run_dir / "FAILED").exists() and (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps[:STEPS] == list(range(1, STEPS + 1))  # each step logged once, then the final summary
