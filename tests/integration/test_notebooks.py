@@ -1,6 +1,7 @@
 """Every notebook in notebooks/ runs top to bottom, from the repository root, in a kernel on this Python.
 
 analyze_run.ipynb reads the run named by ``HMX_RUN_DIR``: a real 3-step training run here.
+rubric_authoring.ipynb builds the tiny model into ``HMX_CACHE_DIR`` (the session's cache).
 """
 
 from __future__ import annotations
@@ -47,11 +48,28 @@ def test_notebooks_are_found():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, this_python_kernel: str, smoke_run: Path, monkeypatch: pytest.MonkeyPatch):
+def test_notebook_runs(
+    path: Path, this_python_kernel: str, smoke_run: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("HMX_RUN_DIR", str(smoke_run))
+    monkeypatch.setenv("HMX_CACHE_DIR", str(cache_dir))
     notebook = execute(path, this_python_kernel)
     if path.name == "analyze_run.ipynb":
         check_run_analysis(notebook, smoke_run)
+    if path.name == "rubric_authoring.ipynb":
+        check_rubric_authoring(notebook)
+
+
+def check_rubric_authoring(notebook: nbformat.NotebookNode) -> None:
+    """Lint passes, the broken rubric is named by file, line and field, scores are printed, the plot is drawn."""
+    shown = outputs(notebook)
+    text = "".join(o.get("text", "") for o in shown if o["output_type"] == "stream")
+    assert "ok: " in text and "concise_warmth: 2 criteria, 6 levels" in text
+    assert "1 file with errors:" in text and "broken.yaml:13: criteria[1].wieght: unknown key" in text
+    assert "<completion>\nParis.\n</completion>" in text
+    for name in ("terse", "warm", "rambling"):
+        assert text.count(name) >= 2  # one row per criterion and its weighted total
+    assert len([o for o in shown if "image/png" in o.get("data", {})]) == 1
 
 
 def check_run_analysis(notebook: nbformat.NotebookNode, run_dir: Path) -> None:
