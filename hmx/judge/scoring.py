@@ -20,10 +20,11 @@ completions, C criteria and ``B = judge.batch_size``: a packed unit holds ``g = 
 criteria of one completion, so there are ``U = N * ceil(C / g)`` units, ``max(1, B // g)``
 units per forward call and ``ceil(U / max(1, B // g))`` calls. Each call scores at most B
 (completion, criterion) rows. The count depends on N, C and B only, never on lengths or
-content (lengths only decide which units share a call, to reduce padding). Attention
-implementations that cannot take a custom mask (flash-attention kernels) use the
-one-row-per-criterion path instead: ``ceil(N * C / B)`` calls; the choice is made from the
-model's config, the same on every rank.
+content (lengths only decide which units share a call, to reduce padding). Under
+``torch.distributed`` a rank that made fewer calls than another (fewer completions) pads with
+one-token calls (:func:`match_calls`). Attention implementations that cannot take a custom
+mask (flash-attention kernels) use the one-row-per-criterion path instead: ``ceil(N * C / B)``
+calls; the choice is made from the model's config, the same on every rank.
 """
 
 from __future__ import annotations
@@ -284,13 +285,15 @@ class LogprobJudge:
     ) -> Verdicts:
         n, c = len(completions), len(self.rubric.criteria)
         texts = self.texts(prompts, completions)
+        shares = self.shares_prefix(model)
         with judging(model, self.cfg.weights):
             if not texts:
                 logits = torch.empty(0, 1)
-            elif self.shares_prefix(model):
+            elif shares:
                 logits = self.packed_last_logits(model, texts, device)
             else:
                 logits = self.last_logits(model, texts, device)
+            match_calls(model, forward_calls(n, c, self.cfg.batch_size, shares), device)
         return self.verdicts(logits.view(n, c, logits.shape[-1]))
 
     def verdicts(self, logits: torch.Tensor) -> Verdicts:
@@ -317,3 +320,22 @@ def forward_calls(completions: int, criteria: int, batch_size: int, shares_prefi
     group = min(criteria, batch_size)
     units = completions * math.ceil(criteria / group)
     return math.ceil(units / max(1, batch_size // group))
+
+
+def match_calls(model: torch.nn.Module, calls: int, device: torch.device) -> int:
+    """Pad this rank's judge forward calls to the most any rank made; returns how many were added.
+
+    TRL gives every rank the same number of completions, so the schedule alone already agrees
+    (lengths never change the count); this covers a rank with fewer or none, for one all-reduce
+    per judge pass. A no-op outside ``torch.distributed``.
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return 0
+    most = torch.tensor([calls], device=device)
+    dist.all_reduce(most, op=dist.ReduceOp.MAX)
+    extra = int(most.item()) - calls
+    token = torch.zeros(1, 1, dtype=torch.long, device=device)
+    for _ in range(extra):
+        model(input_ids=token, use_cache=False, logits_to_keep=1)
+    return extra

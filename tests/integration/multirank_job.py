@@ -1,0 +1,80 @@
+"""Started by test_multirank.py under ``accelerate launch``: the real ``hmx train`` entry point (Hydra
+main, same argv) with one observer callback that writes what each rank saw to ``$HMX_PROBE_DIR``.
+
+At the end of training each rank also scores a rank-dependent batch with the self-judge on the
+live (possibly ZeRO-3-sharded) model: different completion lengths AND counts per rank, plus
+one completion common to all ranks, counting the forward calls each rank makes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+import hmx.train as train
+from hmx.config import typed_node
+from hmx.judge.scoring import LogprobJudge, forward_calls
+from hmx.resources import rubric_path
+from hmx.rubrics.schema import load_rubric
+
+COMMON = ("How do you feel today?", "I feel calm and a little curious about what comes next.")
+
+
+class Probe(TrainerCallback):
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.out = Path(os.environ["HMX_PROBE_DIR"])
+        self.record: dict = {}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        from accelerate.state import AcceleratorState, PartialState
+
+        acc = AcceleratorState()
+        plugin = acc.deepspeed_plugin
+        params = list(model.parameters())
+        self.record.update(
+            rank=acc.process_index,
+            world_size=acc.num_processes,
+            distributed_type=str(acc.distributed_type),
+            backend=PartialState().backend,
+            torch_world_size=torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1,
+            zero_stage=plugin.zero_stage if plugin is not None else None,
+            # ZeRO-3 leaves each rank an empty placeholder per weight and keeps its shard in ds_tensor
+            full_numel=sum(int(getattr(p, "ds_numel", p.numel())) for p in params),
+            local_numel=sum(p.numel() for p in params),
+        )
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        rank = self.record["rank"]
+        judge_cfg = typed_node(self.cfg, "judge")
+        judge_cfg.batch_size = 2  # several calls per pass
+        judge = LogprobJudge(load_rubric(rubric_path(self.cfg.rubric.path)), processing_class, judge_cfg)
+        count = 1 + 2 * rank  # rank 0: 1 short completion + the common one; rank 1: 3 long ones + it
+        words = "I notice a quiet hope about this, and I intend to say so plainly. " * (1 + 6 * rank)
+        prompts = [COMMON[0]] * (count + 1)
+        completions = [COMMON[1]] + [f"{i}: {words}" for i in range(count)]
+        calls: list[int] = []
+        hook = model.register_forward_pre_hook(lambda *_: calls.append(1))
+        device = next(model.parameters()).device
+        verdicts = judge.score(model, prompts, completions, device)
+        hook.remove()
+        shares = judge.shares_prefix(model)
+        self.record.update(
+            judge_calls=len(calls),
+            judge_schedule=forward_calls(len(completions), len(judge.rubric.criteria), 2, shares),
+            judge_common=verdicts.scores[0].tolist(),
+            judge_finite=bool(torch.isfinite(verdicts.scores).all()),
+            judge_lengths=[len(c) for c in completions],
+        )
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / f"rank{rank}.json").write_text(json.dumps(self.record))
+
+
+if __name__ == "__main__":
+    run = train.run
+    train.run = lambda cfg, callbacks=(): run(cfg, [*callbacks, Probe(cfg)])  # type: ignore[assignment]
+    train.main()
