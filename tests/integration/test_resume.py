@@ -79,12 +79,14 @@ def rewards(run_dir: Path) -> list[float]:
 def runs(tmp_path_factory, cache_dir) -> tuple[Path, int, str]:
     """An uninterrupted run and a killed-then-resumed one; returns (runs dir, killed after step, output)."""
     runs = tmp_path_factory.mktemp("runs")
-    output = train(*train_args(runs, cache_dir, "straight"))
-    killed_at = kill_after_first_checkpoint(train_args(runs, cache_dir, "killed"), runs / "killed")
+    log = runs.parent / f"{runs.name}-straight.log"
+    with log.open("w") as handle:  # the uninterrupted run, side by side with the one to be killed
+        straight = subprocess.Popen(train_args(runs, cache_dir, "straight"), stdout=handle, stderr=handle, env=ENV)
+        killed_at = kill_after_first_checkpoint(train_args(runs, cache_dir, "killed"), runs / "killed")
+        assert straight.wait(timeout=300) == 0, log.read_text()[-3000:]
     resumed = train(*train_args(runs, cache_dir, "killed", "resume=true"))
     assert f"resuming {runs / 'killed'} from checkpoint-" in resumed.stdout
-    logs = "".join(r.stdout + r.stderr for r in (output, resumed))
-    return runs, killed_at, logs
+    return runs, killed_at, log.read_text() + resumed.stdout + resumed.stderr
 
 
 def test_sigkilled_run_resumes_to_the_same_step_and_adapter(runs):
