@@ -66,6 +66,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     tokenizer = load_tokenizer(model_cfg, paths.cache_dir)
     judge_cls = GenerateJudge if judge_cfg.mode == "generate" else LogprobJudge
     judge = SelfJudgeRewards(judge_cls(rubric, tokenizer, judge_cfg))
+    if judge_cfg.drift_steps < 0:
+        raise ConfigError(f"config field 'judge.drift_steps': must be >= 0 (0: off), got {judge_cfg.drift_steps}")
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
     train_dataset = load_prompts(data_cfg)
     peft_config = lora_config(plain_dict(cfg, "peft"))

@@ -119,7 +119,7 @@ class GenerateJudge:
 
     def generate(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> list[str]:
         """Greedy verdicts, ``judge.batch_size`` rows per ``generate`` call, decoded without special tokens."""
-        if self.vllm is not None:
+        if self.vllm is not None and self.cfg.weights == "policy":  # the drift monitor's base pass stays here
             ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
             verdicts = vllm_verdicts.vllm_verdict_ids(self.vllm, ids, self.max_new_tokens)
             return self.tokenizer.batch_decode(verdicts, skip_special_tokens=True)
@@ -158,7 +158,7 @@ class GenerateJudge:
         n, c = len(completions), len(self.rubric.criteria)
         texts = self.texts(prompts, completions)
         with judging(model, self.cfg.weights):
-            raw = self.generate(model, texts, device) if texts or self.vllm is not None else []
+            raw = self.generate(model, texts, device) if texts or self.vllm is not None else []  # vLLM: collective
         return self.verdicts([raw[i * c : (i + 1) * c] for i in range(n)])
 
     def verdicts(self, raw: list[list[str]]) -> GeneratedVerdicts:

@@ -149,3 +149,17 @@ def test_training_with_the_generate_judge_counts_invalid_verdicts(make_cfg):
     # the untrained tiny judge rarely writes a strict verdict: its rewards are None (skipped), counted here
     assert all(0 <= r["judge/invalid"] <= 8 * 3 for r in logged)
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_vllm_engine_is_used_only_where_it_can_judge(tiny_tokenizer):
+    from types import SimpleNamespace
+
+    from hmx.judge.vllm_verdicts import usable_engine
+
+    colocate = SimpleNamespace(mode="colocate", enable_sleep_mode=False, tensor_parallel_size=2)
+    assert usable_engine(colocate, "policy") == (colocate, "vLLM")
+    assert usable_engine(SimpleNamespace(mode="server"), "policy")[0] is not None
+    assert "sleep" in usable_engine(SimpleNamespace(mode="colocate", enable_sleep_mode=True), "policy")[1]
+    assert "base" in usable_engine(colocate, "base")[1]
+    judge = GenerateJudge(RUBRIC, tiny_tokenizer, JudgeConfig(mode="generate"))
+    assert judge.attach_vllm(None) == "transformers" and judge.vllm is None
