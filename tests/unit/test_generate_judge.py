@@ -137,17 +137,20 @@ def test_negative_rationale_budget_names_the_field(tiny_tokenizer):
 
 
 def test_training_with_the_generate_judge_counts_invalid_verdicts(make_cfg):
+    """One real step: generate judge, HMX-feel + the honesty guard rubric, penalties on."""
     import json
 
     from hmx.train import run
 
-    cfg = make_cfg("debug=smoke", "judge=generate", "judge.max_rationale_tokens=4", "trainer.max_steps=1")
-    run_dir = run(cfg)
+    overrides = ["judge=generate", "judge.max_rationale_tokens=4", "rubric=hmx_feel_honest", "guards=penalize"]
+    run_dir = run(make_cfg("debug=smoke", "trainer.max_steps=1", *overrides))
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     logged = [r for r in rows if "judge/invalid" in r]
     assert len(logged) == 1
-    # the untrained tiny judge rarely writes a strict verdict: its rewards are None (skipped), counted here
-    assert all(0 <= r["judge/invalid"] <= 8 * 3 for r in logged)
+    # the untrained tiny judge rarely writes a strict verdict: each unparseable one is counted here
+    assert 0 <= logged[0]["judge/invalid"] <= 8 * 5
+    criteria = ["feelings", "intentions", "self_awareness", "honesty", "non_sycophancy", "overlong", "repetition"]
+    assert all(f"rewards/{name}/mean" in logged[0] for name in criteria)
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
