@@ -27,7 +27,10 @@ def submit(tmp_path: Path, nodes: list[str], *overrides: str) -> list[list[str]]
     bin_dir.mkdir(exist_ok=True)
     log = tmp_path / "srun.log"
     (bin_dir / "scontrol").write_text("#!/bin/bash\nprintf '%s\\n' " + " ".join(nodes) + "\n")
-    (bin_dir / "srun").write_text(f'#!/bin/bash\nprintf "%q " "$@" >> {log}\necho >> {log}\n')
+    # the server step runs in the background: the training step records itself after it, so the order is fixed
+    wait = '[[ "$*" == *vllm_server_host* ]] && for i in $(seq 100); do '
+    wait += f"grep -q vllm-serve {log} && break; sleep 0.1; done"
+    (bin_dir / "srun").write_text(f'#!/bin/bash\n{wait}\nprintf "%q " "$@" >> {log}\necho >> {log}\n')
     for tool in ("scontrol", "srun"):
         (bin_dir / tool).chmod(0o755)
     env = {
