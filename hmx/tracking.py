@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,18 @@ SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 REDACTED = "***"
 
 
+def default_run_name() -> str:
+    """A timestamp and a random suffix: runs started in the same second (a sweep, parallel jobs) never share one.
+
+    The suffix comes from the OS, not from the seeded generators, so equal seeds still give different names.
+    """
+    return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(2)}"
+
+
 def agree_run_dir(runs_dir: str, run_name: str | None) -> Path:
     """The run directory every rank uses: named once on rank 0 and broadcast (not created here)."""
     state = PartialState()
-    name = [run_name or time.strftime("%Y-%m-%d_%H-%M-%S")]
+    name = [run_name or default_run_name()]
     if state.num_processes > 1:
         broadcast_object_list(name, from_process=0)
     return Path(runs_dir).expanduser().resolve() / str(name[0])

@@ -108,3 +108,18 @@ def test_checkpoints_must_fall_on_generation_boundaries(tmp_path, save_steps, st
         steps_per_generation=steps_per_generation,
     )
     assert generation_aligned(args) is aligned
+
+
+def test_default_run_names_differ_within_a_second_and_under_equal_seeds():
+    import re
+
+    from transformers import set_seed
+
+    from hmx.tracking import default_run_name
+
+    names = []
+    for _ in range(20):
+        set_seed(42)  # hmx train seeds everything before naming its run
+        names.append(default_run_name())
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{4}", name) for name in names)
