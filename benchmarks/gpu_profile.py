@@ -38,7 +38,8 @@ from benchmarks.shapes import shape_config
 from benchmarks.workloads import judge_inputs
 from hmx.config import JudgeConfig, TinyModelConfig
 from hmx.judge.generate import GenerateJudge
-from hmx.judge.scoring import LogprobJudge, chat_text
+from hmx.judge.prompts import chat_text
+from hmx.judge.scoring import LogprobJudge
 from hmx.models import lora_config
 from hmx.resources import CONF_DIR, RUBRICS_DIR
 from hmx.rubrics.schema import load_rubric

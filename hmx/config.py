@@ -68,6 +68,7 @@ class JudgeConfig:
     mode: str = "logprob"  # logprob (expected score, one forward pass) | generate
     weights: str = "policy"  # policy: adapter on (self-rewarding) | base: adapter off (frozen judge)
     batch_size: int = 16  # fixed micro-batch: every rank makes the same number of forward calls
+    prefix_cache: bool = True  # logprob mode: encode the rubric prefix once per pass, keep its KV cache
     prefill: str = "Score: "
     max_prompt_chars: int = 2000
     max_completion_chars: int = 4000

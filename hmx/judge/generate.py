@@ -36,8 +36,9 @@ from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge import vllm_verdicts
-from hmx.judge.scoring import Verdicts, chat_text, judging
-from hmx.rubrics.render import render_judge_message, strip_thinking
+from hmx.judge.prompts import JudgePrompts, special_tokens
+from hmx.judge.scoring import Verdicts, judging
+from hmx.rubrics.render import strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric
 
 VERDICT_TOKENS = 8  # room for "\nScore: N" and the end-of-turn token after the rationale
@@ -85,8 +86,8 @@ class GenerateJudge:
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.generation_kwargs = generation_kwargs or {}  # e.g. a logits_processor, for tests and experiments
-        added = getattr(tokenizer, "added_tokens_decoder", {}).values()
-        self.special_tokens = sorted(set(tokenizer.all_special_tokens) | {token.content for token in added})
+        self.special_tokens = special_tokens(tokenizer)
+        self.prompts = JudgePrompts(rubric, tokenizer, cfg, "generate", "")
         self.max_new_tokens = cfg.max_rationale_tokens + VERDICT_TOKENS
         self.vllm: Any = None  # TRL's VLLMGeneration, when attach_vllm found it usable
 
@@ -99,23 +100,7 @@ class GenerateJudge:
 
     def texts(self, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
         """Judge inputs, completion-major, ending where the judge's answer starts (no pre-fill)."""
-        cfg = self.cfg
-        return [
-            chat_text(
-                self.tokenizer,
-                render_judge_message(
-                    self.rubric,
-                    criterion,
-                    prompt[: cfg.max_prompt_chars],
-                    completion[: cfg.max_completion_chars],
-                    self.special_tokens,
-                    mode="generate",
-                ),
-                "",
-            )
-            for prompt, completion in zip(prompts, completions, strict=True)
-            for criterion in self.rubric.criteria
-        ]
+        return self.prompts.texts(prompts, completions)
 
     def generate(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> list[str]:
         """Greedy verdicts, ``judge.batch_size`` rows per ``generate`` call, decoded without special tokens."""

@@ -5,26 +5,32 @@ template and pre-filled up to the score (``Score: ``); the probabilities of the 
 at the next position give the expected score. Labels must be single tokens: checked at
 start-up.
 
-Shared-prefix packing. The judge prompt quotes the prompt and completion first and the
-criterion last, so the C prompts of one completion share a long token prefix. Every row is
-tokenized once (one batched tokenizer call); the rows of one completion are then packed into
-one sequence, ``prefix + suffix_1 + … + suffix_g``, with a 4D attention mask in which each
-suffix sees the prefix and itself (never another suffix) and position ids that restart after
-the prefix, so each suffix is computed exactly as in its own full row. Logits are projected
-only at the g suffix ends (``logits_to_keep`` as per-row positions). The completion is thus
-encoded once for all its criteria instead of C times; scores equal the one-row-per-criterion
-path (:meth:`LogprobJudge.last_logits`) within float tolerance.
+Shared-prefix packing, at two levels. Every row is tokenized once (one batched tokenizer call).
+(1) The token prefix common to *every* row of the batch (the instructions and the rubric's
+scales, which the default template puts before the quoted conversation) is encoded once per
+judge pass, in its own forward call, and its keys and values are reused by every row
+(``past_key_values``). (2) The rows of one completion share everything up to the question that
+names the criterion, so they are packed into one sequence, ``prefix + suffix_1 + … + suffix_g``,
+with a 4D attention mask in which each suffix sees the cached static prefix, the completion's
+prefix and itself (never another suffix), and position ids that restart after the prefix, so
+each suffix is computed exactly as in its own full row. Logits are projected only at the g
+suffix ends (``logits_to_keep`` as per-row positions). The rubric is thus encoded once per
+batch and the completion once for all its criteria; scores equal the one-row-per-criterion path
+(:meth:`LogprobJudge.last_logits`) within float tolerance.
 
 Call schedule (ZeRO-3 safety: every rank must make the same number of forward calls). With N
 completions, C criteria and ``B = judge.batch_size``: a packed unit holds ``g = min(C, B)``
 criteria of one completion, so there are ``U = N * ceil(C / g)`` units, ``max(1, B // g)``
-units per forward call and ``ceil(U / max(1, B // g))`` calls. Each call scores at most B
-(completion, criterion) rows. The count depends on N, C and B only, never on lengths or
-content (lengths only decide which units share a call, to reduce padding). Under
-``torch.distributed`` a rank that made fewer calls than another (fewer completions) pads with
-one-token calls (:func:`match_calls`). Attention implementations that cannot take a custom
-mask (flash-attention kernels) use the one-row-per-criterion path instead: ``ceil(N * C / B)``
-calls; the choice is made from the model's config, the same on every rank.
+units per forward call and ``1 + ceil(U / max(1, B // g))`` calls (the first encodes the static
+prefix; ``judge.prefix_cache=false`` drops that call and the cache, trading speed for the cache's
+memory: every unit then holds the whole prefix). Each call scores at most B (completion,
+criterion) rows. The count depends on N, C, B and the config only, never on lengths or content
+(lengths only decide which units share a call, to reduce padding). Under ``torch.distributed``
+the ranks agree on the most calls any of them will make before the first forward, and a rank
+with fewer (fewer completions) pads with one-token calls (:func:`agree_calls`, :func:`pad_calls`).
+Attention implementations that cannot take a custom mask (flash-attention kernels) use the
+one-row-per-criterion path instead: ``ceil(N * C / B)`` calls; the choice is made from the
+model's config, the same on every rank.
 """
 
 from __future__ import annotations
@@ -33,11 +39,17 @@ import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
-from transformers import PreTrainedTokenizerBase
+import transformers
+from packaging.version import Version
+from transformers import Cache, DynamicCache, PreTrainedTokenizerBase
+from transformers.cache_utils import DynamicLayer
 
 from hmx.config import JudgeConfig
+from hmx.judge.prompts import JudgePrompts, chat_text, special_tokens
+from hmx.judge.tokens import RowTokenizer
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
 
@@ -65,18 +77,6 @@ def expected_scores(
     probs = torch.softmax(label_logprobs, dim=-1)
     expected = probs @ torch.tensor(list(values), dtype=probs.dtype, device=probs.device)
     return expected, probs, mass
-
-
-def chat_text(tokenizer: PreTrainedTokenizerBase, user_message: str, prefill: str) -> str:
-    """The judge conversation as text: the model's own chat template, assistant turn pre-filled."""
-    messages = [{"role": "user", "content": user_message}]
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
-        )
-    else:
-        text = user_message + "\n"
-    return str(text) + prefill
 
 
 def single_token_label_ids(
@@ -115,6 +115,8 @@ def judging(model: torch.nn.Module, weights: str) -> Iterator[None]:
         model.train(was_training)
 
 
+# transformers 5.24 renamed the forward keyword ``past_key_values`` to ``cache`` (the old name goes in 5.40)
+CACHE_KEYWORD = "cache" if Version(transformers.__version__) >= Version("5.24.0.dev0") else "past_key_values"
 MASKABLE_ATTENTION = ("sdpa", "eager")  # implementations that accept a custom 4D attention mask
 
 
@@ -131,10 +133,17 @@ class PackedUnit:
 
 def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     """Longest common token prefix of the rows, leaving at least one token to every row."""
-    shortest = min(len(row) for row in rows)
-    length = 0
-    while length < shortest - 1 and all(row[length] == rows[0][length] for row in rows[1:]):
-        length += 1
+    first = list(rows[0])
+    length = max(0, min(len(row) for row in rows) - 1)
+    for row in rows[1:]:
+        row = list(row)
+        if row[:length] == first[:length]:
+            continue
+        low, high = 0, length  # first[:low] == row[:low] and first[:high] != row[:high]: bisect, in C slices
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if row[:middle] == first[:middle] else (low, middle)
+        length = low
     return length
 
 
@@ -151,23 +160,85 @@ def pack_unit(row_ids: list[int], rows: Sequence[Sequence[int]]) -> PackedUnit:
     return PackedUnit(row_ids, tokens, positions, segments, ends)
 
 
-def packed_attention_mask(
-    segments: torch.Tensor, positions: torch.Tensor, sliding_window: int | None, dtype: torch.dtype
-) -> torch.Tensor:
-    """``[B, 1, L, L]`` additive mask (0 or the dtype's minimum) for left-padded units (segment -1 on padding).
+def drop_static(unit: PackedUnit, static: int) -> PackedUnit:
+    """The unit without its first ``static`` tokens (cached once for the batch; all in its shared prefix)."""
+    assert all(segment == 0 for segment in unit.segments[:static]), "the static prefix must lie in the unit's prefix"
+    ends = [end - static for end in unit.ends]
+    return PackedUnit(unit.rows, unit.tokens[static:], unit.positions[static:], unit.segments[static:], ends)
 
-    Causal; each suffix sees the prefix and itself. A padding query attends to itself only (a
+
+def packed_attention_mask(
+    segments: torch.Tensor,
+    positions: torch.Tensor,
+    sliding_window: int | None,
+    dtype: torch.dtype,
+    static: int = 0,
+) -> torch.Tensor:
+    """``[B, 1, L, static + L]`` additive mask (0 or the dtype's minimum) for left-padded units.
+
+    Queries are the L unit tokens (segment -1 on padding); keys are the ``static`` cached prefix
+    tokens (positions ``0…static-1``, visible to every real query) followed by the unit tokens.
+    Causal; each suffix sees the prefixes and itself. A padding query attends to itself only (a
     fully masked row would give NaN). Additive rather than boolean, so that no layer converts it.
     """
-    length = segments.shape[1]
-    index = torch.arange(length, device=segments.device)
+    batch, length = segments.shape
+    device = segments.device
+    index = torch.arange(length, device=device)
     query, key = segments[:, :, None], segments[:, None, :]
     allowed = (index[None, :] <= index[:, None]) & ((key == query) | (key == 0)) & (key >= 0) & (query >= 0)
     if sliding_window is not None:
         allowed &= (positions[:, :, None] - positions[:, None, :]) < sliding_window
-    allowed |= torch.eye(length, dtype=torch.bool, device=segments.device)
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    allowed |= torch.eye(length, dtype=torch.bool, device=device)
+    if static:  # the cached prefix: seen by every real query (within the window, if any)
+        seen = (query >= 0).expand(batch, length, static)
+        if sliding_window is not None:
+            seen = seen & ((positions[:, :, None] - torch.arange(static, device=device)) < sliding_window)
+        allowed = torch.cat([seen, allowed], dim=2)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
     return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
+
+
+PrefixCache = list[tuple[torch.Tensor, torch.Tensor]]  # keys and values of each layer, batch 1
+
+
+def static_prefix_cache(model: torch.nn.Module, tokens: list[int], device: torch.device) -> PrefixCache | None:
+    """Encode the prefix every row shares, in one forward call; ``None`` (after a one-token call) if empty.
+
+    The cache is built without the model's config, so that every layer keeps every position
+    (a sliding-window layer would crop it; the unit masks apply the window themselves).
+    """
+    if not tokens:
+        pad_calls(model, 1, device)
+        return None
+    cache = DynamicCache()
+    model(input_ids=torch.tensor([tokens], device=device), use_cache=True, logits_to_keep=1, **{CACHE_KEYWORD: cache})
+    layers: Any = cache.layers
+    return [(layer.keys, layer.values) for layer in layers]
+
+
+class PrefixLayer(DynamicLayer):
+    """One layer's cached static prefix: prepended to the keys and values of each call, never extended.
+
+    Nothing a call computes is kept, so a layer's concatenated keys and values are freed once its
+    attention is done (a ``DynamicCache`` would keep every layer's until the forward returns).
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        super().__init__()
+        self.keys, self.values, self.device, self.is_initialized = keys, values, keys.device, True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        batch = key_states.shape[0]
+        keys, values = cast(torch.Tensor, self.keys), cast(torch.Tensor, self.values)
+        return (
+            torch.cat([keys.expand(batch, -1, -1, -1), key_states], dim=-2),
+            torch.cat([values.expand(batch, -1, -1, -1), value_states], dim=-2),
+        )
+
+
+def read_only_cache(prefix: PrefixCache) -> Cache:
+    """A read-only cache of the static prefix for one judge call (any batch size)."""
+    return Cache(layers=[PrefixLayer(keys, values) for keys, values in prefix])
 
 
 class LogprobJudge:
@@ -177,45 +248,30 @@ class LogprobJudge:
         self.rubric = rubric
         self.tokenizer = tokenizer
         self.cfg = cfg
-        added = getattr(tokenizer, "added_tokens_decoder", {}).values()
-        self.special_tokens = sorted(set(tokenizer.all_special_tokens) | {token.content for token in added})
+        self.special_tokens = special_tokens(tokenizer)
         self.label_ids = [single_token_label_ids(tokenizer, rubric, c, cfg.prefill) for c in rubric.criteria]
+        self.prompts = JudgePrompts(rubric, tokenizer, cfg, "logprob", cfg.prefill)
+        probe = self.texts(["A user's message.", "Another one?"], ["An example reply.", "I feel glad.\nSecond line."])
+        self.rows = RowTokenizer(tokenizer, len(rubric.criteria), probe)
 
     def texts(self, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
         """Judge inputs, completion-major: all criteria of completion i are adjacent."""
-        cfg = self.cfg
-        return [
-            chat_text(
-                self.tokenizer,
-                render_judge_message(
-                    self.rubric,
-                    criterion,
-                    prompt[: cfg.max_prompt_chars],
-                    completion[: cfg.max_completion_chars],
-                    self.special_tokens,
-                ),
-                cfg.prefill,
-            )
-            for prompt, completion in zip(prompts, completions, strict=True)
-            for criterion in self.rubric.criteria
-        ]
+        return self.prompts.texts(prompts, completions)
 
     def last_logits(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> torch.Tensor:
         """One row per text: next-token logits after each, in fixed-size left-padded micro-batches."""
-        size = self.cfg.batch_size
+        rows, size = self.rows(texts), self.cfg.batch_size
+        pad_id = self.tokenizer.pad_token_id or 0
         out = []
-        for start in range(0, len(texts), size):
-            batch = self.tokenizer(
-                texts[start : start + size],
-                add_special_tokens=False,
-                padding=True,
-                padding_side="left",
-                return_tensors="pt",
-            ).to(device)
-            positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
+            length = max(len(row) for row in batch)
+            input_ids = torch.tensor([[pad_id] * (length - len(row)) + row for row in batch], device=device)
+            attention_mask = torch.tensor([[0] * (length - len(row)) + [1] * len(row) for row in batch], device=device)
+            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
             logits = model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
+                input_ids=input_ids,
+                attention_mask=attention_mask,
                 position_ids=positions,
                 logits_to_keep=1,
                 use_cache=False,
@@ -223,21 +279,24 @@ class LogprobJudge:
             out.append(logits[:, -1, :].float())
         return torch.cat(out) if out else torch.empty(0)
 
-    def packed_units(self, texts: list[str], criteria: int) -> list[PackedUnit]:
-        """Tokenize every row once and pack each completion's criteria, ``min(C, B)`` per unit."""
-        rows = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    def packed_units(self, rows: Sequence[Sequence[int]], criteria: int, static: int = 0) -> list[PackedUnit]:
+        """Pack each completion's token rows, ``min(C, B)`` criteria per unit, less the ``static`` shared tokens."""
         group = min(criteria, self.cfg.batch_size)
         units = []
         for first in range(0, len(rows), criteria):
             for start in range(first, first + criteria, group):
                 ids = list(range(start, min(start + group, first + criteria)))
-                units.append(pack_unit(ids, [rows[i] for i in ids]))
+                units.append(drop_static(pack_unit(ids, [rows[i] for i in ids]), static))
         return units
 
     def packed_last_logits(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> torch.Tensor:
         """Next-token logits after each text, computed with shared-prefix packing (see the module docstring)."""
         criteria = len(self.rubric.criteria)
-        units = self.packed_units(texts, criteria)
+        rows = self.rows(texts)
+        static = shared_prefix_length(rows) if self.cfg.prefix_cache else 0
+        cache = static_prefix_cache(model, rows[0][:static], device) if self.cfg.prefix_cache else None
+        static = static if cache is not None else 0
+        units = self.packed_units(rows, criteria, static)
         per_call = max(1, self.cfg.batch_size // min(criteria, self.cfg.batch_size))
         order = sorted(range(len(units)), key=lambda u: len(units[u].tokens))  # less padding; same call count
         config = getattr(model, "config", None)
@@ -257,17 +316,17 @@ class LogprobJudge:
             )
             segments = torch.tensor([[-1] * (length - len(u.tokens)) + u.segments for u in batch], device=device)
             positions = positions.to(device)
-            masks = {
-                "full_attention": packed_attention_mask(segments, positions, None if layer_types else sliding, dtype)
-            }
+            full_window = None if layer_types else sliding
+            masks = {"full_attention": packed_attention_mask(segments, positions, full_window, dtype, static)}
             if "sliding_attention" in layer_types and sliding is not None:
-                masks["sliding_attention"] = packed_attention_mask(segments, positions, sliding, dtype)
+                masks["sliding_attention"] = packed_attention_mask(segments, positions, sliding, dtype, static)
             logits = model(
                 input_ids=input_ids.to(device),
                 attention_mask=masks if len(masks) > 1 else masks["full_attention"],
                 position_ids=positions,
                 logits_to_keep=ends.to(device),
-                use_cache=False,
+                use_cache=cache is not None,
+                **{CACHE_KEYWORD: read_only_cache(cache) if cache is not None else None},
             ).logits.float()
             if out.shape[1] == 0:
                 out = torch.empty(len(texts), logits.shape[-1], device=logits.device)
@@ -287,13 +346,14 @@ class LogprobJudge:
         texts = self.texts(prompts, completions)
         shares = self.shares_prefix(model)
         with judging(model, self.cfg.weights):
+            extra = agree_calls(forward_calls(n, c, self.cfg.batch_size, shares, self.cfg.prefix_cache), device)
             if not texts:
                 logits = torch.empty(0, 1)
             elif shares:
                 logits = self.packed_last_logits(model, texts, device)
             else:
                 logits = self.last_logits(model, texts, device)
-            match_calls(model, forward_calls(n, c, self.cfg.batch_size, shares), device)
+            pad_calls(model, extra, device)
         return self.verdicts(logits.view(n, c, logits.shape[-1]))
 
     def verdicts(self, logits: torch.Tensor) -> Verdicts:
@@ -313,29 +373,37 @@ class LogprobJudge:
         return Verdicts(scores=scores, label_probs=probs, label_mass=mass)
 
 
-def forward_calls(completions: int, criteria: int, batch_size: int, shares_prefix: bool = True) -> int:
-    """The number of judge forward calls for a batch: a function of N, C and B only (ZeRO-3 safety)."""
+def forward_calls(
+    completions: int, criteria: int, batch_size: int, shares_prefix: bool = True, prefix_cache: bool = True
+) -> int:
+    """The number of judge forward calls for a batch: a function of N, C, B and the config only (ZeRO-3 safety)."""
     if not shares_prefix:
         return math.ceil(completions * criteria / batch_size)
+    if completions == 0:
+        return 0
     group = min(criteria, batch_size)
     units = completions * math.ceil(criteria / group)
-    return math.ceil(units / max(1, batch_size // group))
+    return int(prefix_cache) + math.ceil(units / max(1, batch_size // group))  # + the static prefix's call
 
 
-def match_calls(model: torch.nn.Module, calls: int, device: torch.device) -> int:
-    """Pad this rank's judge forward calls to the most any rank made; returns how many were added.
+def agree_calls(calls: int, device: torch.device) -> int:
+    """How many one-token calls this rank must add to match the rank with the most judge calls.
 
-    TRL gives every rank the same number of completions, so the schedule alone already agrees
-    (lengths never change the count); this covers a rank with fewer or none, for one all-reduce
-    per judge pass. A no-op outside ``torch.distributed``.
+    Agreed before any judge forward (one all-reduce per judge pass), so the collectives of every
+    rank stay in step under ZeRO-3. TRL gives every rank the same number of completions, so the
+    schedule alone already agrees; this covers a rank with fewer or none. 0 outside
+    ``torch.distributed``.
     """
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return 0
     most = torch.tensor([calls], device=device)
     dist.all_reduce(most, op=dist.ReduceOp.MAX)
-    extra = int(most.item()) - calls
+    return int(most.item()) - calls
+
+
+def pad_calls(model: torch.nn.Module, calls: int, device: torch.device) -> None:
+    """``calls`` one-token forward calls whose output is discarded (they keep the call count)."""
     token = torch.zeros(1, 1, dtype=torch.long, device=device)
-    for _ in range(extra):
+    for _ in range(calls):
         model(input_ids=token, use_cache=False, logits_to_keep=1)
-    return extra

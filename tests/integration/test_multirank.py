@@ -143,4 +143,4 @@ def test_zero3_trains_shards_judges_and_saves_a_usable_adapter(tmp_path, cache_d
     with torch.no_grad():
         out = model.generate(input_ids=ids, max_new_tokens=8, do_sample=False)
     assert out.shape[1] > ids.shape[1]
-    assert forward_calls(2, 3, 2) == 4  # the schedule the rank-0 probe padded from (2 completions, 3 criteria, B=2)
+    assert forward_calls(2, 3, 2) == 5  # the schedule the rank-0 probe padded from (2 completions, 3 criteria, B=2)

@@ -27,20 +27,25 @@ JUDGE_BATCH = 16  # conf/judge/logprob.yaml
 
 
 class JudgeFault(TrainerCallback):
-    """Applies ``poison`` to the logits of every judge forward call ([units, criteria, vocab])."""
+    """Applies ``poison`` to the logits of every scoring call of the judge ([units, criteria, vocab]).
+
+    A scoring call keeps logits at per-row score positions (``logits_to_keep`` a tensor); the
+    one call per judge pass that encodes the shared rubric prefix keeps one position and is left alone.
+    """
 
     def __init__(self, poison: Callable[[torch.Tensor], None]):
         self.poison = poison
         self.calls = 0
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        def hook(module, inputs, output):
-            if not module.training:  # only the judge runs the policy in eval mode
+        def hook(module, args, kwargs, output):
+            scoring = isinstance(kwargs.get("logits_to_keep"), torch.Tensor)
+            if not module.training and scoring:  # only the judge runs the policy in eval mode
                 self.calls += 1
                 self.poison(output.logits)
             return output
 
-        model.register_forward_hook(hook)
+        model.register_forward_hook(hook, with_kwargs=True)
 
 
 def nan_and_inf(logits: torch.Tensor) -> None:
@@ -64,7 +69,7 @@ def faulty_run(make_cfg, poison) -> tuple[Path, JudgeFault, list[dict], pd.DataF
 
 def test_nan_and_infinite_judge_scores_are_counted_neutral_and_training_goes_on(make_cfg):
     _, fault, steps, table = faulty_run(make_cfg, nan_and_inf)
-    calls_per_step = forward_calls(COMPLETIONS, CRITERIA, JUDGE_BATCH)
+    calls_per_step = forward_calls(COMPLETIONS, CRITERIA, JUDGE_BATCH) - 1  # scoring calls: less the prefix's
     assert len(steps) == 3 and fault.calls == 3 * calls_per_step
     for row in steps:
         assert row["judge/invalid"] == (CRITERIA + 1) * calls_per_step  # counted

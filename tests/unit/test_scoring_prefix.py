@@ -54,11 +54,14 @@ def test_scores_equal_and_rows_really_share_a_prefix(model, rubric, tiny_tokeniz
     torch.testing.assert_close(verdicts.scores, expected.scores, atol=1e-5, rtol=1e-5)
     assert verdicts.scores.std() > 0.01  # the opinionated tiny judge: the comparison is not between constants
     rows = tiny_tokenizer(judge.texts(PROMPTS, COMPLETIONS), add_special_tokens=False)["input_ids"]
+    static = shared_prefix_length(rows)
+    assert static > 0.5 * min(len(r) for r in rows)  # instructions and every scale: encoded once per batch
     for first in range(0, len(rows), 3):
         prefix = shared_prefix_length(rows[first : first + 3])
-        assert prefix > 0.3 * len(rows[first])  # the completion is in the prefix, encoded once
-        units = judge.packed_units(judge.texts(PROMPTS, COMPLETIONS), 3)
-        assert sum(len(u.tokens) for u in units) < 0.75 * sum(len(r) for r in rows)
+        assert prefix > 0.9 * len(rows[first])  # the completion is in the prefix, encoded once for its criteria
+    units = judge.packed_units(rows, 3, static)
+    assert all(unit.positions[0] == static for unit in units)  # each unit starts where the cached prefix ends
+    assert static + sum(len(u.tokens) for u in units) < 0.25 * sum(len(r) for r in rows)
 
 
 def test_one_criterion_and_a_lora_adapter(model, tiny_tokenizer, rubric):
@@ -101,9 +104,26 @@ def test_forward_calls_depend_on_rows_and_batch_size_only(model, rubric, tiny_to
             assert len(calls) == forward_calls(4, 3, batch_size)
     finally:
         hook.remove()
-    assert forward_calls(16, 3, 16) == 4 and forward_calls(16, 3, 2) == 32 and forward_calls(16, 3, 16, False) == 3
+    assert forward_calls(16, 3, 16) == 5 and forward_calls(16, 3, 2) == 33 and forward_calls(16, 3, 16, False) == 3
+    assert forward_calls(0, 3, 16) == 0  # nothing to judge: no call, not even the static prefix's
 
 
 def test_no_completions(model, rubric, tiny_tokenizer):
     verdicts = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig()).score(model, [], [], CPU)
     assert verdicts.scores.shape == (0, 3) and verdicts.label_probs == []
+
+
+@pytest.mark.parametrize("batch_size", [16, 2])
+def test_without_the_prefix_cache_scores_and_call_counts_hold(model, rubric, tiny_tokenizer, batch_size):
+    cached = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size))
+    uncached = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size, prefix_cache=False))
+    reference, _ = reference_and_packed(cached, model)
+    calls = []
+    hook = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        with judging(model, "policy"):
+            packed = uncached.packed_last_logits(model, uncached.texts(PROMPTS, COMPLETIONS), CPU)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
+    assert len(calls) == forward_calls(4, 3, batch_size, prefix_cache=False) == forward_calls(4, 3, batch_size) - 1
