@@ -111,7 +111,7 @@ class Suite:
 
     def part_a(self) -> list[Row]:
         """CPU time per step, one thread per process (robust to busy neighbours), variants alternated."""
-        steps, warmup, repeats = (2, 1, 1) if self.quick else (8, 2, 2)
+        steps, warmup, repeats = (2, 1, 1) if self.quick else (14, 2, 3)
         batch, generations = (8, 4) if self.quick else (16, 8)
         rows = []
         for tokens in (8,) if self.quick else (32, 128):
@@ -193,14 +193,28 @@ class Suite:
         path = build_shape(shape, self.cache_dir)
         steps = 1 if self.quick else 2
         overrides = self.train_overrides(steps, 2, 2, 8, f"model.name_or_path={path}", "model=qwen3-0.6b")
-        peaks = {
-            judge: self.workload(["grpo_step", "--judge", judge, "--warmup", "0", *overrides])["train_peak_rss_mb"]
-            for judge in ("constant", "self", "copy")
+        variants = {  # name: (reward, extra overrides)
+            "constant": ("constant", []),
+            "self": ("self", []),
+            "self_no_cache": ("self", ["judge.prefix_cache=false"]),
+            "copy": ("copy", []),
         }
-        detail = f"{shape}; peak RSS (MiB) " + ", ".join(f"{judge} {mb:.0f}" for judge, mb in peaks.items())
+        peaks = {
+            name: self.workload(["grpo_step", "--judge", judge, "--warmup", "0", *overrides, *extra])[
+                "train_peak_rss_mb"
+            ]
+            for name, (judge, extra) in variants.items()
+        }
+        detail = f"{shape}; peak RSS (MiB) " + ", ".join(f"{name} {mb:.0f}" for name, mb in peaks.items())
         return [
             self.row(
                 "c", f"training peak memory, self-judge / no judge ({shape})", peaks["self"] / peaks["constant"], detail
+            ),
+            self.row(
+                "c",
+                f"training peak memory, self-judge with judge.prefix_cache=false / no judge ({shape})",
+                peaks["self_no_cache"] / peaks["constant"],
+                "no KV cache of the rubric prefix: every judge row holds the whole prompt (slower)",
             ),
             self.row(
                 "c",

@@ -39,7 +39,7 @@ def test_benchmark_suite_quick_reports_every_part(tmp_path: Path, cache_dir: Pat
     budget = next(r for r in rows if "whole budget" in r["what"])
     assert generate["ratio"] > 1 and budget["ratio"] > 1  # one forward beats a 72-token decode
     memory = [r for r in rows if r["part"] == "c"]
-    assert len(memory) == 2 and "peak RSS (MiB) constant" in memory[0]["detail"]
+    assert len(memory) == 3 and "peak RSS (MiB) constant" in memory[0]["detail"]
     assert report["quick"] is True and len(report["machine"]["load_average"]) == 3
     table = (out / "results.md").read_text()
     assert table.startswith("| part | what | ratio | target | result | detail |")
