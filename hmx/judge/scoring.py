@@ -8,8 +8,8 @@ start-up.
 Shared-prefix packing, at two levels. Every row is tokenized once (one batched tokenizer call).
 (1) The token prefix common to *every* row of the batch (the instructions and the rubric's
 scales, which the default template puts before the quoted conversation) is encoded once per
-judge pass, in its own forward call, and its keys and values are reused by every row
-(``past_key_values``). (2) The rows of one completion share everything up to the question that
+judge pass, in its own forward call, and its keys and values are reused by every row (a
+read-only cache, :class:`PrefixLayer`). (2) The rows of one completion share everything up to the question that
 names the criterion, so they are packed into one sequence, ``prefix + suffix_1 + … + suffix_g``,
 with a 4D attention mask in which each suffix sees the cached static prefix, the completion's
 prefix and itself (never another suffix), and position ids that restart after the prefix, so
