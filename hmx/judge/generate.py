@@ -36,7 +36,7 @@ from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge import vllm_verdicts
-from hmx.judge.prompts import JudgePrompts, special_tokens
+from hmx.judge.prompts import JudgePrompts
 from hmx.judge.scoring import Verdicts, judging
 from hmx.rubrics.render import strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric
@@ -86,10 +86,14 @@ class GenerateJudge:
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.generation_kwargs = generation_kwargs or {}  # e.g. a logits_processor, for tests and experiments
-        self.special_tokens = special_tokens(tokenizer)
         self.prompts = JudgePrompts(rubric, tokenizer, cfg, "generate", "")
         self.max_new_tokens = cfg.max_rationale_tokens + VERDICT_TOKENS
         self.vllm: Any = None  # TRL's VLLMGeneration, when attach_vllm found it usable
+
+    @property
+    def special_tokens(self) -> list[str]:
+        """The tokenizer's special token strings, defused inside quoted text."""
+        return self.prompts.special
 
     def attach_vllm(self, vllm_generation: Any) -> str:
         """Judge on TRL's vLLM engine where it can (see :mod:`hmx.judge.vllm_verdicts`); returns the engine used."""

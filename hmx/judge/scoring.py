@@ -48,7 +48,7 @@ from transformers import Cache, DynamicCache, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicLayer
 
 from hmx.config import JudgeConfig
-from hmx.judge.prompts import JudgePrompts, chat_text, special_tokens
+from hmx.judge.prompts import JudgePrompts, chat_text
 from hmx.judge.tokens import RowTokenizer
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
@@ -248,7 +248,6 @@ class LogprobJudge:
         self.rubric = rubric
         self.tokenizer = tokenizer
         self.cfg = cfg
-        self.special_tokens = special_tokens(tokenizer)
         self.label_ids = [single_token_label_ids(tokenizer, rubric, c, cfg.prefill) for c in rubric.criteria]
         self.prompts = JudgePrompts(rubric, tokenizer, cfg, "logprob", cfg.prefill)
         probe = self.texts(["A user's message.", "Another one?"], ["An example reply.", "I feel glad.\nSecond line."])

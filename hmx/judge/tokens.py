@@ -57,7 +57,7 @@ class RowTokenizer:
 
     def split(self, texts: Sequence[str]) -> list[list[int]]:
         static = line_start_before(texts[0], common_prefix_length(texts))
-        cuts = []  # per row: (static piece end, completion piece end)
+        cuts = []  # per row: where its completion's shared piece ends and its own tail starts
         for first in range(0, len(texts), self.group):
             rows = texts[first : first + self.group]
             shared = max(static, line_start_before(rows[0], common_prefix_length(rows)))
