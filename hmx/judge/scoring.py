@@ -9,7 +9,7 @@ Shared-prefix packing, at two levels. Every row is tokenized once (one batched t
 (1) The token prefix common to *every* row of the batch (the instructions and the rubric's
 scales, which the default template puts before the quoted conversation) is encoded once per
 judge pass, in its own forward call, and its keys and values are reused by every row (a
-read-only cache, :class:`PrefixLayer`). (2) The rows of one completion share everything up to the question that
+read-only cache, :mod:`hmx.judge.prefix_cache`). (2) The rows of one completion share everything up to the question that
 names the criterion, so they are packed into one sequence, ``prefix + suffix_1 + … + suffix_g``,
 with a 4D attention mask in which each suffix sees the cached static prefix, the completion's
 prefix and itself (never another suffix), and position ids that restart after the prefix, so
@@ -39,15 +39,18 @@ import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
 import torch
-import transformers
-from packaging.version import Version
-from transformers import Cache, DynamicCache, PreTrainedTokenizerBase
-from transformers.cache_utils import DynamicLayer
+from transformers import PreTrainedTokenizerBase
 
 from hmx.config import JudgeConfig
+from hmx.judge.prefix_cache import (
+    CACHE_KEYWORD,
+    logits_in_weight_dtype,
+    output_head,
+    read_only_cache,
+    static_prefix_cache,
+)
 from hmx.judge.prompts import JudgePrompts, chat_text
 from hmx.judge.tokens import RowTokenizer
 from hmx.rubrics.render import render_judge_message
@@ -115,8 +118,6 @@ def judging(model: torch.nn.Module, weights: str) -> Iterator[None]:
         model.train(was_training)
 
 
-# transformers 5.24 renamed the forward keyword ``past_key_values`` to ``cache`` (the old name goes in 5.40)
-CACHE_KEYWORD = "cache" if Version(transformers.__version__) >= Version("5.24.0.dev0") else "past_key_values"
 MASKABLE_ATTENTION = ("sdpa", "eager")  # implementations that accept a custom 4D attention mask
 
 
@@ -198,49 +199,6 @@ def packed_attention_mask(
     return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
 
 
-PrefixCache = list[tuple[torch.Tensor, torch.Tensor]]  # keys and values of each layer, batch 1
-
-
-def static_prefix_cache(model: torch.nn.Module, tokens: list[int], device: torch.device) -> PrefixCache | None:
-    """Encode the prefix every row shares, in one forward call; ``None`` (after a one-token call) if empty.
-
-    The cache is built without the model's config, so that every layer keeps every position
-    (a sliding-window layer would crop it; the unit masks apply the window themselves).
-    """
-    if not tokens:
-        pad_calls(model, 1, device)
-        return None
-    cache = DynamicCache()
-    model(input_ids=torch.tensor([tokens], device=device), use_cache=True, logits_to_keep=1, **{CACHE_KEYWORD: cache})
-    layers: Any = cache.layers
-    return [(layer.keys, layer.values) for layer in layers]
-
-
-class PrefixLayer(DynamicLayer):
-    """One layer's cached static prefix: prepended to the keys and values of each call, never extended.
-
-    Nothing a call computes is kept, so a layer's concatenated keys and values are freed once its
-    attention is done (a ``DynamicCache`` would keep every layer's until the forward returns).
-    """
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
-        super().__init__()
-        self.keys, self.values, self.device, self.is_initialized = keys, values, keys.device, True
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
-        batch = key_states.shape[0]
-        keys, values = cast(torch.Tensor, self.keys), cast(torch.Tensor, self.values)
-        return (
-            torch.cat([keys.expand(batch, -1, -1, -1), key_states], dim=-2),
-            torch.cat([values.expand(batch, -1, -1, -1), value_states], dim=-2),
-        )
-
-
-def read_only_cache(prefix: PrefixCache) -> Cache:
-    """A read-only cache of the static prefix for one judge call (any batch size)."""
-    return Cache(layers=[PrefixLayer(keys, values) for keys, values in prefix])
-
-
 class LogprobJudge:
     """Scores completions against every criterion of a rubric with the policy's own weights."""
 
@@ -319,14 +277,15 @@ class LogprobJudge:
             masks = {"full_attention": packed_attention_mask(segments, positions, full_window, dtype, static)}
             if "sliding_attention" in layer_types and sliding is not None:
                 masks["sliding_attention"] = packed_attention_mask(segments, positions, sliding, dtype, static)
-            logits = model(
-                input_ids=input_ids.to(device),
-                attention_mask=masks if len(masks) > 1 else masks["full_attention"],
-                position_ids=positions,
-                logits_to_keep=ends.to(device),
-                use_cache=cache is not None,
-                **{CACHE_KEYWORD: read_only_cache(cache) if cache is not None else None},
-            ).logits.float()
+            with output_head(model, logits_in_weight_dtype):
+                logits = model(
+                    input_ids=input_ids.to(device),
+                    attention_mask=masks if len(masks) > 1 else masks["full_attention"],
+                    position_ids=positions,
+                    logits_to_keep=ends.to(device),
+                    use_cache=cache is not None,
+                    **{CACHE_KEYWORD: read_only_cache(cache) if cache is not None else None},
+                ).logits.float()
             if out.shape[1] == 0:
                 out = torch.empty(len(texts), logits.shape[-1], device=logits.device)
             for b, unit in enumerate(batch):
