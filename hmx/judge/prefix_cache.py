@@ -3,7 +3,9 @@
 :func:`static_prefix_cache` runs the prefix through the model in one forward call, without the
 output head (only the keys and values are needed), and returns each layer's keys and values.
 :func:`read_only_cache` hands them to each later call of the pass as a cache that prepends them
-and keeps nothing the call computes.
+and keeps nothing the call computes. :func:`output_head` swaps the model's output head for the
+length of a call: no projection in the prefix call, the score positions projected in the head
+weight's own dtype in the scoring calls.
 """
 
 from __future__ import annotations

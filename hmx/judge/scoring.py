@@ -9,12 +9,13 @@ Shared-prefix packing, at two levels. Every row is tokenized once (one batched t
 (1) The token prefix common to *every* row of the batch (the instructions and the rubric's
 scales, which the default template puts before the quoted conversation) is encoded once per
 judge pass, in its own forward call, and its keys and values are reused by every row (a
-read-only cache, :mod:`hmx.judge.prefix_cache`). (2) The rows of one completion share everything up to the question that
-names the criterion, so they are packed into one sequence, ``prefix + suffix_1 + … + suffix_g``,
-with a 4D attention mask in which each suffix sees the cached static prefix, the completion's
-prefix and itself (never another suffix), and position ids that restart after the prefix, so
-each suffix is computed exactly as in its own full row. Logits are projected only at the g
-suffix ends (``logits_to_keep`` as per-row positions). The rubric is thus encoded once per
+read-only cache, :mod:`hmx.judge.prefix_cache`). (2) The rows of one completion share everything
+up to the question that names the criterion, so they are packed into one sequence,
+``prefix + suffix_1 + … + suffix_g``, with a 4D attention mask in which each suffix sees the
+cached static prefix, the completion's prefix and itself (never another suffix), and position
+ids that restart after the prefix, so each suffix is computed exactly as in its own full row.
+Logits are projected only at the g suffix ends (``logits_to_keep`` as per-row positions, in the
+head weight's own dtype). The rubric is thus encoded once per
 batch and the completion once for all its criteria; scores equal the one-row-per-criterion path
 (:meth:`LogprobJudge.last_logits`) within float tolerance.
 
