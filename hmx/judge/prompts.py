@@ -22,7 +22,7 @@ from hmx.rubrics.schema import Rubric
 
 PROMPT_SENTINEL = "\u27e6hmx-prompt-5c1e\u27e7"
 COMPLETION_SENTINEL = "\u27e6hmx-completion-5c1e\u27e7"
-PROBE = [
+PROBE = [  # (prompt, completion) rows on which the fast input paths are checked against the plain ones
     ("A user's message.", "An example reply."),
     ("Another one?\n  Two lines.", "<think>x</think>I feel glad.\nOk."),
 ]

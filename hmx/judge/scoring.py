@@ -52,8 +52,8 @@ from hmx.judge.prefix_cache import (
     read_only_cache,
     static_prefix_cache,
 )
-from hmx.judge.prompts import JudgePrompts, chat_text
-from hmx.judge.tokens import RowTokenizer
+from hmx.judge.prompts import PROBE, JudgePrompts, chat_text
+from hmx.judge.tokens import RowTokenizer, common_prefix_length
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
 
@@ -133,23 +133,12 @@ class PackedUnit:
     ends: list[int]  # index of each suffix's last token: its logits give that row's score
 
 
-def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+def shared_prefix_length(rows: Sequence[list[int]]) -> int:
     """Longest common token prefix of the rows, leaving at least one token to every row."""
-    first = list(rows[0])
-    length = max(0, min(len(row) for row in rows) - 1)
-    for row in rows[1:]:
-        row = list(row)
-        if row[:length] == first[:length]:
-            continue
-        low, high = 0, length  # first[:low] == row[:low] and first[:high] != row[:high]: bisect, in C slices
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if row[:middle] == first[:middle] else (low, middle)
-        length = low
-    return length
+    return max(0, min(common_prefix_length(rows), min(len(row) for row in rows) - 1))
 
 
-def pack_unit(row_ids: list[int], rows: Sequence[Sequence[int]]) -> PackedUnit:
+def pack_unit(row_ids: list[int], rows: Sequence[list[int]]) -> PackedUnit:
     """Pack the token rows of one completion's criteria around their shared prefix."""
     prefix = shared_prefix_length(rows)
     tokens, positions, segments, ends = list(rows[0][:prefix]), list(range(prefix)), [0] * prefix, []
@@ -209,8 +198,7 @@ class LogprobJudge:
         self.cfg = cfg
         self.label_ids = [single_token_label_ids(tokenizer, rubric, c, cfg.prefill) for c in rubric.criteria]
         self.prompts = JudgePrompts(rubric, tokenizer, cfg, "logprob", cfg.prefill)
-        probe = self.texts(["A user's message.", "Another one?"], ["An example reply.", "I feel glad.\nSecond line."])
-        self.rows = RowTokenizer(tokenizer, len(rubric.criteria), probe)
+        self.rows = RowTokenizer(tokenizer, len(rubric.criteria), self.texts(*zip(*PROBE, strict=True)))
 
     def texts(self, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
         """Judge inputs, completion-major: all criteria of completion i are adjacent."""
@@ -237,7 +225,7 @@ class LogprobJudge:
             out.append(logits[:, -1, :].float())
         return torch.cat(out) if out else torch.empty(0)
 
-    def packed_units(self, rows: Sequence[Sequence[int]], criteria: int, static: int = 0) -> list[PackedUnit]:
+    def packed_units(self, rows: Sequence[list[int]], criteria: int, static: int = 0) -> list[PackedUnit]:
         """Pack each completion's token rows, ``min(C, B)`` criteria per unit, less the ``static`` shared tokens."""
         group = min(criteria, self.cfg.batch_size)
         units = []
@@ -253,7 +241,6 @@ class LogprobJudge:
         rows = self.rows(texts)
         static = shared_prefix_length(rows) if self.cfg.prefix_cache else 0
         cache = static_prefix_cache(model, rows[0][:static], device) if self.cfg.prefix_cache else None
-        static = static if cache is not None else 0
         units = self.packed_units(rows, criteria, static)
         per_call = max(1, self.cfg.batch_size // min(criteria, self.cfg.batch_size))
         order = sorted(range(len(units)), key=lambda u: len(units[u].tokens))  # less padding; same call count

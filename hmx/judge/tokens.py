@@ -18,6 +18,7 @@ the same token ids.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from transformers import PreTrainedTokenizerBase
 
@@ -27,11 +28,14 @@ def line_start_before(text: str, end: int) -> int:
     return text.rfind("\n", 0, end) + 1
 
 
-def common_prefix_length(texts: Sequence[str]) -> int:
-    """Length of the prefix all texts share: that of the lexicographic first and last, bisected on C slices."""
-    first, last = min(texts), max(texts)
+Pieces = TypeVar("Pieces", str, list[int])  # a text, or its token ids
+
+
+def common_prefix_length(items: Sequence[Pieces]) -> int:
+    """Length of the prefix all texts (or token rows) share: that of the lexicographic first and last, bisected."""
+    first, last = min(items), max(items)
     low, high = 0, len(first)  # first[:low] == last[:low]; past high they differ or first ends
-    if last.startswith(first):
+    if last[:high] == first:
         return high
     while high - low > 1:
         middle = (low + high) // 2
