@@ -51,6 +51,23 @@ def tiny_tokenizer(tiny_dir: Path):
     return AutoTokenizer.from_pretrained(tiny_dir)
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tiny_dir: Path):
+    """The tiny model in eval mode, one per test module (tests hook it and put it back)."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
+
+
+@pytest.fixture(scope="module")
+def feel_rubric():
+    """The shipped HMX-feel rubric (three criteria)."""
+    from hmx.resources import RUBRICS_DIR
+    from hmx.rubrics.schema import load_rubric
+
+    return load_rubric(RUBRICS_DIR / "hmx_feel.yaml")
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
     """One real 3-step training run with completions logged, shared by the chat, merge and notebook tests."""

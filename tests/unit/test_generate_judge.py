@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.generate import GenerateJudge, parse_verdict
@@ -70,11 +70,6 @@ class ForcedText(LogitsProcessor):
         forced = torch.full_like(scores, float("-inf"))
         forced[:, self.ids[step]] = 0.0
         return forced
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_dir):
-    return AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
 
 
 def scripted_judge(tokenizer, text: str, prompts, completions) -> GenerateJudge:

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, Qwen3Config, Qwen3ForCausalLM
 from hmx.config import JudgeConfig
 from hmx.judge.scoring import LogprobJudge, forward_calls, judging, shared_prefix_length
 from hmx.resources import RUBRICS_DIR
-from hmx.rubrics.schema import load_rubric, parse_rubric
+from hmx.rubrics.schema import parse_rubric
 
 CPU = torch.device("cpu")
 PROMPTS = ["How do you feel today?", "Plan my week.", "Are you sure?", "Tell me a joke about cats and dogs."]
@@ -22,16 +22,6 @@ COMPLETIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model(tiny_dir):
-    return AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
-
-
-@pytest.fixture(scope="module")
-def rubric():
-    return load_rubric(RUBRICS_DIR / "hmx_feel.yaml")
-
-
 def reference_and_packed(judge: LogprobJudge, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     texts = judge.texts(PROMPTS, COMPLETIONS)
     with judging(model, "policy"):
@@ -39,17 +29,17 @@ def reference_and_packed(judge: LogprobJudge, model: torch.nn.Module) -> tuple[t
 
 
 @pytest.mark.parametrize("batch_size", [16, 4, 2, 1])  # 4: units of 3 leave a gap; 2 and 1 split a completion
-def test_packed_logits_equal_one_row_per_criterion(model, rubric, tiny_tokenizer, batch_size):
-    judge = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size))
-    reference, packed = reference_and_packed(judge, model)
-    assert packed.shape == reference.shape == (len(PROMPTS) * 3, model.config.vocab_size)
+def test_packed_logits_equal_one_row_per_criterion(tiny_model, feel_rubric, tiny_tokenizer, batch_size):
+    judge = LogprobJudge(feel_rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size))
+    reference, packed = reference_and_packed(judge, tiny_model)
+    assert packed.shape == reference.shape == (len(PROMPTS) * 3, tiny_model.config.vocab_size)
     torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
 
 
-def test_scores_equal_and_rows_really_share_a_prefix(model, rubric, tiny_tokenizer):
-    judge = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig(batch_size=16))
-    reference, _ = reference_and_packed(judge, model)
-    verdicts = judge.score(model, PROMPTS, COMPLETIONS, CPU)
+def test_scores_equal_and_rows_really_share_a_prefix(tiny_model, feel_rubric, tiny_tokenizer):
+    judge = LogprobJudge(feel_rubric, tiny_tokenizer, JudgeConfig(batch_size=16))
+    reference, _ = reference_and_packed(judge, tiny_model)
+    verdicts = judge.score(tiny_model, PROMPTS, COMPLETIONS, CPU)
     expected = judge.verdicts(reference.view(len(PROMPTS), 3, -1))
     torch.testing.assert_close(verdicts.scores, expected.scores, atol=1e-5, rtol=1e-5)
     assert verdicts.scores.std() > 0.01  # the opinionated tiny judge: the comparison is not between constants
@@ -64,22 +54,22 @@ def test_scores_equal_and_rows_really_share_a_prefix(model, rubric, tiny_tokeniz
     assert static + sum(len(u.tokens) for u in units) < 0.25 * sum(len(r) for r in rows)
 
 
-def test_one_criterion_and_a_lora_adapter(model, tiny_tokenizer, rubric):
+def test_one_criterion_and_a_lora_adapter(tiny_model, tiny_tokenizer, feel_rubric):
     text = (RUBRICS_DIR / "hmx_feel.yaml").read_text()
     single = parse_rubric(text[: text.index("  - name: intentions")], "one.yaml")
     assert len(single.criteria) == 1
     peft_model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(model.name_or_path),
+        AutoModelForCausalLM.from_pretrained(tiny_model.name_or_path),
         LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
     )
-    for judged_rubric in (single, rubric):
+    for judged_rubric in (single, feel_rubric):
         judge = LogprobJudge(judged_rubric, tiny_tokenizer, JudgeConfig(batch_size=5))
         reference, packed = reference_and_packed(judge, peft_model)
         torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("implementation", ["eager", "sliding"])
-def test_eager_attention_and_sliding_window_layers(tiny_dir, tiny_tokenizer, rubric, implementation):
+def test_eager_attention_and_sliding_window_layers(tiny_dir, tiny_tokenizer, feel_rubric, implementation):
     config = Qwen3Config.from_pretrained(tiny_dir)
     if implementation == "sliding":  # a window shorter than the prompts, on one of the two layers
         config.use_sliding_window, config.sliding_window = True, 48
@@ -87,20 +77,20 @@ def test_eager_attention_and_sliding_window_layers(tiny_dir, tiny_tokenizer, rub
     config._attn_implementation = "sdpa" if implementation == "sliding" else "eager"
     torch.manual_seed(0)
     other = Qwen3ForCausalLM(config).eval()
-    judge = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig(batch_size=4))
+    judge = LogprobJudge(feel_rubric, tiny_tokenizer, JudgeConfig(batch_size=4))
     reference, packed = reference_and_packed(judge, other)
     torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("batch_size", [16, 5, 2])
-def test_forward_calls_depend_on_rows_and_batch_size_only(model, rubric, tiny_tokenizer, batch_size):
-    judge = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size))
+def test_forward_calls_depend_on_rows_and_batch_size_only(tiny_model, feel_rubric, tiny_tokenizer, batch_size):
+    judge = LogprobJudge(feel_rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size))
     calls = []
-    hook = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    hook = tiny_model.register_forward_pre_hook(lambda module, args: calls.append(1))
     try:
         for completions in (COMPLETIONS, ["x"] * 4, [c * 3 for c in reversed(COMPLETIONS)]):
             calls.clear()
-            judge.score(model, PROMPTS, completions, CPU)
+            judge.score(tiny_model, PROMPTS, completions, CPU)
             assert len(calls) == forward_calls(4, 3, batch_size)
     finally:
         hook.remove()
@@ -108,21 +98,21 @@ def test_forward_calls_depend_on_rows_and_batch_size_only(model, rubric, tiny_to
     assert forward_calls(0, 3, 16) == 0  # nothing to judge: no call, not even the static prefix's
 
 
-def test_no_completions(model, rubric, tiny_tokenizer):
-    verdicts = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig()).score(model, [], [], CPU)
+def test_no_completions(tiny_model, feel_rubric, tiny_tokenizer):
+    verdicts = LogprobJudge(feel_rubric, tiny_tokenizer, JudgeConfig()).score(tiny_model, [], [], CPU)
     assert verdicts.scores.shape == (0, 3) and verdicts.label_probs == []
 
 
 @pytest.mark.parametrize("batch_size", [16, 2])
-def test_without_the_prefix_cache_scores_and_call_counts_hold(model, rubric, tiny_tokenizer, batch_size):
-    cached = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size))
-    uncached = LogprobJudge(rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size, prefix_cache=False))
-    reference, _ = reference_and_packed(cached, model)
+def test_without_the_prefix_cache_scores_and_call_counts_hold(tiny_model, feel_rubric, tiny_tokenizer, batch_size):
+    cached = LogprobJudge(feel_rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size))
+    uncached = LogprobJudge(feel_rubric, tiny_tokenizer, JudgeConfig(batch_size=batch_size, prefix_cache=False))
+    reference, _ = reference_and_packed(cached, tiny_model)
     calls = []
-    hook = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    hook = tiny_model.register_forward_pre_hook(lambda module, args: calls.append(1))
     try:
-        with judging(model, "policy"):
-            packed = uncached.packed_last_logits(model, uncached.texts(PROMPTS, COMPLETIONS), CPU)
+        with judging(tiny_model, "policy"):
+            packed = uncached.packed_last_logits(tiny_model, uncached.texts(PROMPTS, COMPLETIONS), CPU)
     finally:
         hook.remove()
     torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
