@@ -27,7 +27,8 @@ REDACTED = "***"
 
 
 def default_run_name() -> str:
-    """A timestamp and a random suffix: runs started in the same second (a sweep, parallel jobs) never share one.
+    """A timestamp and a 16-bit random suffix: two runs started in one second (a sweep, parallel jobs)
+    share a name once in 65,536, where the bare timestamp always collided.
 
     The suffix comes from the OS, not from the seeded generators, so equal seeds still give different names.
     """
