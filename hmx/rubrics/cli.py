@@ -6,7 +6,7 @@ hmx rubric score --rubric NAME --model tiny --prompt P --completion C [--mode ge
                                              per-criterion expected score and label probabilities
                                              (generate mode: the verdict and its rationale)
 
-NAME is a shipped rubric (``hmx_feel``) or a path to a YAML file. ``--model`` is a hub id, a
+NAME is a shipped rubric (``hmx_feel``) or a path to a YAML file. ``--model`` is a preset of conf/model, a hub id, a
 local model directory, ``tiny``, or a run directory from ``hmx train`` (its adapter on).
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from hmx.config import ConfigError, JudgeConfig, ModelConfig, PathsConfig
+from hmx.config import ConfigError, JudgeConfig, PathsConfig
 from hmx.resources import rubric_path
 from hmx.rubrics.render import check_template, render_judge_message
 from hmx.rubrics.schema import Rubric, RubricError, combine_rubrics, load_rubric
@@ -70,14 +70,14 @@ class CriterionScore:
 
 def load_judge_model(model: str, cache_dir: str, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
     """Policy weights and tokenizer: a run directory (adapter on) or a model (hub id, path, ``tiny``)."""
-    from hmx.models import load_model, load_tokenizer
+    from hmx.models import load_model, load_tokenizer, model_config
     from hmx.runs import load_adapter_model, load_run_tokenizer, locate_run
 
     path = Path(model).expanduser()
     if (path / "config.yaml").is_file() or (path / "adapter_config.json").is_file():
         run = locate_run(path)
         return load_adapter_model(run, device), load_run_tokenizer(run)
-    cfg = ModelConfig(name_or_path=model)
+    cfg = model_config(model)
     policy: torch.nn.Module = load_model(cfg, cache_dir)
     return policy.to(device).eval(), load_tokenizer(cfg, cache_dir)
 
@@ -149,7 +149,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--completion", default=SAMPLE_COMPLETION)
         sub.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
     p_score.add_argument("--rubric", required=True, help="shipped rubric name or path")
-    p_score.add_argument("--model", default="tiny", help="hub id, model directory, tiny, or a run directory")
+    p_score.add_argument("--model", default="tiny", help="preset (smollm2-135m, tiny), hub id, model dir or run dir")
     p_score.add_argument("--weights", choices=("policy", "base"), default="policy", help="base: a run's adapter off")
     p_score.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)
     p_score.add_argument("--cache-dir", default=PathsConfig.cache_dir, help="where the tiny model is built")
