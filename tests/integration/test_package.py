@@ -40,11 +40,15 @@ def run(*command: str | Path, cwd: Path, env: dict | None = None) -> subprocess.
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdist, and the wheel built from it (as `python -m build` does): a clean tree, no stale build/."""
     out = tmp_path_factory.mktemp("dist")
-    pip = [sys.executable, "-m", "pip"]
-    run(*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, CHECKOUT, cwd=out)
     code = f"from setuptools import build_meta; build_meta.build_sdist({str(out)!r})"
     run(sys.executable, "-c", code, cwd=CHECKOUT)
+    sdist = next(out.glob("hmx-*.tar.gz"))
+    with tarfile.open(sdist) as archive:
+        archive.extractall(out / "src", filter="data")
+    source = next((out / "src").iterdir())
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, source, cwd=out)
     return out
 
 
@@ -86,9 +90,8 @@ def test_wheel_and_sdist_carry_every_shipped_file(dist):
     assert {"conf/train.yaml", "rubrics/hmx_feel.yaml", "data/prompts/hmx_prompts.jsonl"} <= expected
     tasks = {f"hmx/evaluation/tasks/{p.name}" for p in (CHECKOUT / "hmx/evaluation/tasks").glob("*.yaml")}
     in_wheel = set(zipfile.ZipFile(next(dist.glob("hmx-*.whl"))).namelist())
-    for rel in expected:
-        folder = next(f for f in SHIPPED if rel.startswith(f + "/"))
-        assert SHIPPED[folder] + rel[len(folder) :] in in_wheel, rel
+    as_shipped = {SHIPPED[f] + rel[len(f) :] for rel in expected for f in SHIPPED if rel.startswith(f + "/")}
+    assert {name for name in in_wheel if name.startswith("hmx/shipped/")} == as_shipped
     assert tasks <= in_wheel
     with tarfile.open(next(dist.glob("hmx-*.tar.gz"))) as sdist:
         in_sdist = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
