@@ -77,9 +77,11 @@ def usage() -> str:
 
 def files_help(command: str) -> str:
     """The block that opens ``hmx COMMAND --help``: what the command reads and writes."""
-    reads, writes = FILES[command]
-    wrap = lambda label, text: textwrap.fill(text, 100, initial_indent=label, subsequent_indent=" " * 10)  # noqa: E731
-    return f"hmx {command}: {COMMANDS[command][3]}\n\n{wrap('reads:    ', reads)}\n{wrap('writes:   ', writes)}\n"
+    reads, writes = (
+        textwrap.fill(text, 100, initial_indent=f"{label:<10}", subsequent_indent=" " * 10)
+        for label, text in zip(("reads:", "writes:"), FILES[command], strict=True)
+    )
+    return f"hmx {command}: {COMMANDS[command][3]}\n\n{reads}\n{writes}\n"
 
 
 def _available(module: str) -> bool:
