@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
-from hmx.config import ConfigError, JudgeConfig, ModelConfig, PathsConfig
+from hmx.config import JudgeConfig, ModelConfig, PathsConfig
+from hmx.errors import command_errors
 from hmx.resources import rubric_path
 from hmx.rubrics.render import check_template, render_judge_message
-from hmx.rubrics.schema import Rubric, RubricError, combine_rubrics, load_rubric
+from hmx.rubrics.schema import Criterion, Rubric, RubricError, combine_rubrics, load_rubric
 
 SAMPLE_PROMPT = "I finally finished the marathon I trained a year for!"
 SAMPLE_COMPLETION = "Congratulations! I'm genuinely delighted for you - a year of training is a real commitment."
@@ -48,7 +49,7 @@ def lint(paths: Sequence[str]) -> int:
             rubric = load_checked(path)
         except RubricError as err:
             failures += 1
-            print(f"error: {err}", file=sys.stderr)
+            print(f"hmx rubric lint: error: {err}", file=sys.stderr)
         else:
             levels = sum(len(c.scale) for c in rubric.criteria)
             print(f"ok: {path} ({rubric.name}: {len(rubric.criteria)} criteria, {levels} levels)")
@@ -158,12 +159,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def pick_criteria(rubric: Rubric, name: str | None) -> list[Criterion]:
+    """All criteria, or the one named by ``--criterion``."""
+    if name is None:
+        return list(rubric.criteria)
+    names = [c.name for c in rubric.criteria]
+    if name not in names:
+        raise RubricError(f"{rubric.source}: --criterion {name!r}: no such criterion (criteria: {', '.join(names)})")
+    return [rubric.criterion(name)]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "lint":
         return 1 if lint(args.paths) else 0
     if args.command == "show":
         rubric = load_checked(args.name, args.extra)
-        criteria = [rubric.criterion(args.criterion)] if args.criterion else list(rubric.criteria)
+        criteria = pick_criteria(rubric, args.criterion)
         for criterion in criteria:
             print(f"===== {rubric.name} / {criterion.name} ({args.mode}) =====")
             print(render_judge_message(rubric, criterion, args.prompt, args.completion, mode=args.mode))
@@ -186,12 +197,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
+    with command_errors(f"rubric {args.command}"):
         code = run(args)
-    except KeyError as err:
-        print(f"hmx rubric: error: no criterion {err} in the rubric", file=sys.stderr)
-        code = 2
-    except (RubricError, ConfigError) as err:
-        print(f"hmx rubric: error: {err}", file=sys.stderr)
-        code = 2
     sys.exit(code)
