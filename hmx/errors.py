@@ -25,5 +25,10 @@ def command_errors(command: str) -> Iterator[None]:
     try:
         yield
     except InputError as err:
-        print(f"hmx {command}: error: {err}", file=sys.stderr, flush=True)
+        print_error(command, err)
         sys.exit(EXIT_INPUT)
+
+
+def print_error(command: str, err: InputError) -> None:
+    """The one error line (also used alone by commands that report several errors, like ``rubric lint``)."""
+    print(f"hmx {command}: error: {err}", file=sys.stderr, flush=True)

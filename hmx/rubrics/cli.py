@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from hmx.config import JudgeConfig, ModelConfig, PathsConfig
-from hmx.errors import command_errors
+from hmx.errors import command_errors, print_error
 from hmx.resources import rubric_path
 from hmx.rubrics.render import check_template, render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric, RubricError, combine_rubrics, load_rubric
@@ -49,7 +49,7 @@ def lint(paths: Sequence[str]) -> int:
             rubric = load_checked(path)
         except RubricError as err:
             failures += 1
-            print(f"hmx rubric lint: error: {err}", file=sys.stderr)
+            print_error("rubric lint", err)
         else:
             levels = sum(len(c.scale) for c in rubric.criteria)
             print(f"ok: {path} ({rubric.name}: {len(rubric.criteria)} criteria, {levels} levels)")
