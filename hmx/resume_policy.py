@@ -82,7 +82,8 @@ def read_run_config(path: Path) -> dict[str, Any]:
     try:
         loaded = OmegaConf.load(path)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as err:
-        raise ConfigError(f"{path}: the run's config cannot be read ({type(err).__name__}: {err})") from None
+        reason = " ".join(str(err).split())  # YAML errors span lines
+        raise ConfigError(f"{path}: the run's config cannot be read ({type(err).__name__}: {reason})") from None
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"{path}: the run's config must be a YAML mapping, got {type(loaded).__name__}")
     return dict(OmegaConf.to_container(loaded))  # type: ignore[arg-type]

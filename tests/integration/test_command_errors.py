@@ -86,3 +86,11 @@ def test_merge_onto_its_own_run_is_refused(smoke_run, capsys):
         err = fails(capsys, "merge", str(smoke_run), "--out", str(out), "--force")
         assert f"hmx merge: error: --out {out}: overlaps the run being merged" in err
     assert sorted(p.relative_to(smoke_run) for p in smoke_run.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", ["chat", "merge"])
+def test_a_corrupt_run_config_fails_naming_it(run_copy, tmp_path, capsys, command):
+    (run_copy / "config.yaml").write_text("model: [unclosed\n", encoding="utf-8")
+    argv = ["chat", str(run_copy), "--prompt", "hi"] if command == "chat" else ["merge", str(run_copy), "--out", "x"]
+    err = fails(capsys, *argv)
+    assert f"hmx {command}: error: {run_copy / 'config.yaml'}: the run's config cannot be read" in err
