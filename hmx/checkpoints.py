@@ -69,6 +69,8 @@ class RunStart:
                 lock.release()
                 raise
             (self.run_dir / "FAILED").unlink(missing_ok=True)
+            for saved in self.run_dir.glob("checkpoint-*"):  # a kill can land between a save and its clean-up
+                remove_pickles(saved)
             step = checkpoint_step(self.checkpoint) if self.checkpoint else 0
             truncate_metrics(self.run_dir / "metrics.jsonl", step)
             where = f"from {self.checkpoint.name}" if self.checkpoint else "from step 0 (no complete checkpoint)"
