@@ -38,7 +38,8 @@ def check_vllm(use_vllm: bool, mode: str) -> None:
 def longest_tokens(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> int:
     if not texts:
         return 0
-    return max(len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)  # verbose: no over-length notice
+    return max(len(ids) for ids in encoded["input_ids"])
 
 
 def required_model_length(
