@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
 from omegaconf import DictConfig
 from transformers import TrainerCallback
 
@@ -98,6 +100,29 @@ class RunStart:
                 "recorded in config.yaml, but the run no longer matches an uninterrupted one",
                 flush=True,
             )
+
+
+def take_run(start: RunStart, cfg: DictConfig) -> RunLock | None:
+    """Rank 0 locks and prepares the run directory (returns the lock; None on other ranks).
+
+    A refusal on rank 0 (another job holds the run, ...) is raised on every rank, so that no
+    rank waits forever in the trainer's first collective for a rank 0 that has left.
+    """
+    state = PartialState()
+    lock, refusal = None, [""]
+    failure: BaseException | None = None
+    if state.is_main_process:
+        try:
+            lock = start.prepare(cfg)
+        except BaseException as err:
+            failure, refusal = err, [str(err) or type(err).__name__]
+    if state.num_processes > 1:
+        broadcast_object_list(refusal, from_process=0)
+    if failure is not None:
+        raise failure
+    if refusal[0]:
+        raise ConfigError(f"rank 0 could not take the run directory: {refusal[0]}")
+    return lock
 
 
 def checkpoint_step(path: Path) -> int:

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from transformers import TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
 
-from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles
+from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles, take_run
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.data import load_prompts
 from hmx.errors import command_errors
@@ -89,7 +89,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     check_context(args, tokenizer, train_dataset["prompt"], judge.judge, model_context(model.config))
 
     # The lock, then the run directory: a new one, or the resumed one taken over.
-    lock = start.prepare(cfg) if is_main_process() else None
+    lock = take_run(start, cfg)
     stop = GracefulStop()
     try:
         trainer = GRPOTrainer(
