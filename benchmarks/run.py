@@ -3,8 +3,9 @@
 python -m benchmarks.run                      # all parts (about 10 minutes on 2 idle cores)
 python -m benchmarks.run --parts a,c --check  # some parts; exit 1 when a target is missed
 python -m benchmarks.run --quick              # tiny settings, seconds per part (what the tests run)
+python -m benchmarks.run --parts a --model smollm2-135m   # (a) on the real model (about 25 minutes)
 
-(a) GRPO step time with the self-judge / with a zero-cost reward (tiny model, G=8, 3 criteria)
+(a) GRPO step time with the self-judge / with a zero-cost reward (tiny model or --model, G=8, 3 criteria)
 (b) judge throughput: logprob / generate with a 64-token rationale budget (tiny model)
 (c) training-phase peak memory (Qwen3-0.6B shape, random weights): self-judge / no judge / a second copy
 (d) throughput: 2 CPU ranks under DeepSpeed ZeRO-2 / 1 process, same global batch
@@ -111,11 +112,12 @@ class Suite:
 
     def part_a(self) -> list[Row]:
         """CPU time per step, one thread per process (robust to busy neighbours), variants alternated."""
-        steps, warmup, repeats = (2, 1, 1) if self.quick else (14, 2, 3)
+        real = self.args.model != "tiny"  # a real model's step takes seconds: fewer steps, one length
+        steps, warmup, repeats = (2, 1, 1) if self.quick else (4, 1, 2) if real else (14, 2, 3)
         batch, generations = (8, 4) if self.quick else (16, 8)
         rows = []
-        for tokens in (8,) if self.quick else (32, 128):
-            overrides = self.train_overrides(steps, batch, generations, tokens)
+        for tokens in (8,) if self.quick else (64,) if real else (32, 128):
+            overrides = self.train_overrides(steps, batch, generations, tokens, f"model={self.args.model}")
             runs: dict[str, list[dict[str, Any]]] = {"self": [], "constant": []}
             for _ in range(repeats):  # alternate, so that a busy spell hits both variants
                 for judge in runs:
@@ -129,7 +131,8 @@ class Suite:
             rows.append(
                 self.row(
                     "a",
-                    f"GRPO step, self-judge / zero-cost reward ({tokens}-token completions, CPU time)",
+                    f"GRPO step, self-judge / zero-cost reward ({self.args.model}, {tokens}-token completions, "
+                    "CPU time)",
                     cpu["self"] / cpu["constant"],
                     f"G={generations}, {batch} completions/step, 3 criteria, 1 thread; judge = {judge_share:.0%} of "
                     f"the step's CPU time; wall-time ratio {wall['self'] / wall['constant']:.2f}",
@@ -285,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks")
     parser.add_argument("--cache-dir", default="~/.cache/hmx")
+    parser.add_argument("--model", default="tiny", help="part (a)'s model preset (conf/model), e.g. smollm2-135m")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = sorted(set(parts) - set("abcd"))

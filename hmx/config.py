@@ -38,6 +38,16 @@ class TinyModelConfig:
 
 
 @dataclass
+class PackagedModelConfig:
+    """A copy of the model shipped inside a Python package as GGUF (used offline when installed)."""
+
+    package: str = ""  # import name of the package holding the file (found, never imported)
+    file: str = ""  # the GGUF file inside it
+    sha256: str = ""  # pinned digest of that file
+    install: str = ""  # the command that installs the package (named in errors)
+
+
+@dataclass
 class ModelConfig:
     name_or_path: str = "tiny"
     revision: str | None = None
@@ -45,6 +55,7 @@ class ModelConfig:
     attn_implementation: str = "sdpa"
     trust_remote_code: bool = False
     tiny: TinyModelConfig | None = None
+    packaged: PackagedModelConfig | None = None  # when its package is installed, used instead of the hub
 
 
 @dataclass

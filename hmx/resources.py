@@ -1,7 +1,12 @@
-"""Where hmx's shipped files live: the Hydra tree, rubrics, prompts.
+"""Where hmx's shipped files live (the Hydra tree, rubrics, prompts) and where a user's project is.
 
-hmx runs from a checkout (``pip install -e .``); the ``${hmx_root:}`` resolver lets YAML
-name shipped files wherever the checkout is.
+In a checkout (``pip install -e .``) they are the top-level ``conf/``, ``rubrics/`` and
+``data/prompts/``; an installed wheel carries the same tree as ``hmx/shipped/`` (see setup.py).
+Two resolvers let YAML name files wherever they are:
+
+- ``${hmx_root:}``: the folder holding hmx's shipped tree (the checkout, or ``hmx/shipped``);
+- ``${hmx_project:}``: the user's project, the folder above the config directory they added with
+  ``--config-dir`` (or ``hydra.searchpath``); the working directory when they added none.
 """
 
 from __future__ import annotations
@@ -10,17 +15,40 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT = PACKAGE_DIR.parent
+IN_CHECKOUT = (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / "conf" / "train.yaml").is_file()
+ROOT = CHECKOUT if IN_CHECKOUT else PACKAGE_DIR / "shipped"
 CONF_DIR = ROOT / "conf"
 RUBRICS_DIR = ROOT / "rubrics"
 PROMPTS_FILE = ROOT / "data" / "prompts" / "hmx_prompts.jsonl"
-SHARED_DATA_DIR = ROOT.parent / "shared" / "data"
+SHARED_DATA_DIR: Path | None = CHECKOUT.parent / "shared" / "data" if IN_CHECKOUT else None
+
+
+def project_dir() -> Path:
+    """The user's project: the parent of the first config directory that is not hmx's own.
+
+    Read from Hydra's record of its config sources (``--config-dir`` is the provider
+    ``command-line``, ``hydra.searchpath`` entries follow it); the working directory otherwise.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        for source in HydraConfig.get().runtime.config_sources:
+            if source.schema != "file" or source.provider in {"hydra", "main", "schema"}:
+                continue
+            folder = Path(source.path).resolve()
+            if folder != CONF_DIR.resolve():
+                return folder.parent
+    return Path.cwd()
 
 
 def register_resolvers() -> None:
-    """Register ``${hmx_root:}`` once (idempotent)."""
+    """Register ``${hmx_root:}`` and ``${hmx_project:}`` once (idempotent)."""
     if not OmegaConf.has_resolver("hmx_root"):
         OmegaConf.register_new_resolver("hmx_root", lambda: str(ROOT))
+    if not OmegaConf.has_resolver("hmx_project"):
+        OmegaConf.register_new_resolver("hmx_project", lambda: str(project_dir()))
 
 
 def rubric_path(name_or_path: str) -> Path:

@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from hmx.checkpoints import resume_command
 from hmx.config import ConfigError, ModelConfig, PathsConfig, typed_node
-from hmx.models import load_model, load_tokenizer
+from hmx.models import load_model, load_tokenizer, model_config
 from hmx.resume_policy import read_run_config
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -67,7 +67,7 @@ def locate_run(path: str | Path, base: str | None = None, dtype: str | None = No
     if run_dir is not None:
         model, cache_dir, system_prompt = _run_settings(run_dir / "config.yaml")
     if base is not None:
-        model = ModelConfig(name_or_path=base, tiny=model.tiny if base == "tiny" else None)
+        model = ModelConfig(name_or_path=base, tiny=model.tiny) if base == "tiny" else model_config(base)
     elif run_dir is None:
         model = ModelConfig(name_or_path=_adapter_base(adapter_dir))
     if dtype is not None:

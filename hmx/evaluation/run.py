@@ -25,7 +25,7 @@ from hmx.evaluation.report import write_report
 from hmx.evaluation.suite import suite_config
 from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
 from hmx.evaluation.target import load_target, resolve_target
-from hmx.evaluation.tasks.datasets import data_root
+from hmx.evaluation.tasks.datasets import data_source
 from hmx.judge.scoring import LogprobJudge
 from hmx.resources import CONF_DIR, rubric_path
 from hmx.rubrics.schema import load_rubric
@@ -38,8 +38,10 @@ def run(cfg: DictConfig) -> Path:
     target, suite = resolve_target(cfg), suite_config(cfg)
     data_cfg, judge_cfg = typed_node(cfg, "data"), typed_node(cfg, "judge")
     rubric = load_rubric(rubric_path(typed_node(cfg, "rubric").path))  # forward: the rubric as written
-    root = data_root(cfg.data_dir)
+    root, origin = data_source(cfg.data_dir)
     data_dir = str(root) if root else None
+    if suite.benchmarks or suite.sycophancy.enabled:
+        print(f"hmx eval: benchmark data from {origin}", flush=True)
     set_seed(cfg.seed)
     model, tokenizer = load_target(target)
     if suite.expression.enabled:

@@ -6,7 +6,7 @@ hmx rubric score --rubric NAME --model tiny --prompt P --completion C [--mode ge
                                              per-criterion expected score and label probabilities
                                              (generate mode: the verdict and its rationale)
 
-NAME is a shipped rubric (``hmx_feel``) or a path to a YAML file. ``--model`` is a hub id, a
+NAME is a shipped rubric (``hmx_feel``) or a path to a YAML file. ``--model`` is a preset of conf/model, a hub id, a
 local model directory, ``tiny``, or a run directory from ``hmx train`` (its adapter on).
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from hmx.config import JudgeConfig, ModelConfig, PathsConfig
+from hmx.config import JudgeConfig, PathsConfig
 from hmx.errors import command_errors, print_error
 from hmx.judge.prompts import has_thinking_mode, special_tokens
 from hmx.resources import rubric_path
@@ -72,27 +72,27 @@ class CriterionScore:
 
 def load_judge_model(model: str, cache_dir: str, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
     """Policy weights and tokenizer: a run directory (adapter on) or a model (hub id, path, ``tiny``)."""
-    from hmx.models import load_model, load_tokenizer
+    from hmx.models import load_model, load_tokenizer, model_config
     from hmx.runs import load_adapter_model, load_run_tokenizer, locate_run
 
     path = Path(model).expanduser()
     if (path / "config.yaml").is_file() or (path / "adapter_config.json").is_file():
         run = locate_run(path)
         return load_adapter_model(run, device), load_run_tokenizer(run)
-    cfg = ModelConfig(name_or_path=model)
+    cfg = model_config(model)
     policy: torch.nn.Module = load_model(cfg, cache_dir)
     return policy.to(device).eval(), load_tokenizer(cfg, cache_dir)
 
 
 def load_judge_tokenizer(model: str, cache_dir: str) -> Any:
     """The tokenizer of a run directory or a model (hub id, path, ``tiny``), without its weights."""
-    from hmx.models import load_tokenizer
+    from hmx.models import load_tokenizer, model_config
     from hmx.runs import load_run_tokenizer, locate_run
 
     path = Path(model).expanduser()
     if (path / "config.yaml").is_file() or (path / "adapter_config.json").is_file():
         return load_run_tokenizer(locate_run(path))
-    return load_tokenizer(ModelConfig(name_or_path=model), cache_dir)
+    return load_tokenizer(model_config(model), cache_dir)
 
 
 def score(
@@ -163,7 +163,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
     p_score.add_argument("--rubric", required=True, help="shipped rubric name or path")
     for sub in (p_show, p_score):
-        sub.add_argument("--model", default="tiny", help="hub id, model directory, tiny, or a run directory")
+        sub.add_argument("--model", default="tiny", help="preset (smollm2-135m, tiny), hub id, model dir or run dir")
         sub.add_argument("--cache-dir", default=PathsConfig.cache_dir, help="where the tiny model is built")
     p_score.add_argument("--weights", choices=("policy", "base"), default="policy", help="base: a run's adapter off")
     p_score.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)

@@ -2,14 +2,16 @@
 
 Each function is an lm-eval ``custom_dataset``: lm-eval calls it with the task's metadata as
 keyword arguments, so ``data_dir`` comes from ``TaskManager(metadata={"data_dir": ...})`` or
-``lm_eval --metadata '{"data_dir": "..."}'``. Without it, ``hmx.resources.SHARED_DATA_DIR`` is
-used when present, else the Hub dataset that lm-eval's own task reads. Rows are shaped like
-the Hub rows, so lm-eval's own ``process_docs``/``process_results`` apply unchanged.
+``lm_eval --metadata '{"data_dir": "..."}'``. Without it, the ``HMX_DATA_DIR`` environment
+variable names the folder; in a checkout only, ``../shared/data`` next to it is used when present;
+else the Hub dataset that lm-eval's own task reads. Rows are shaped like the Hub rows, so
+lm-eval's own ``process_docs``/``process_results`` apply unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -27,14 +29,29 @@ class DataFileError(InputError):
     """A benchmark file that is missing or malformed; the message names the file and field."""
 
 
+DATA_DIR_ENV = "HMX_DATA_DIR"
+
+
+def data_source(data_dir: str | None) -> tuple[Path | None, str]:
+    """The local data folder (None: the Hub) and where it came from, in words.
+
+    In order: the config field ``data_dir``, the ``HMX_DATA_DIR`` environment variable,
+    ``../shared/data`` beside a checkout (never for an installed hmx), the Hub.
+    """
+    for value, origin in ((data_dir, "config field 'data_dir'"), (os.environ.get(DATA_DIR_ENV), DATA_DIR_ENV)):
+        if value:
+            root = Path(value).expanduser()
+            if not root.is_dir():
+                raise DataFileError(f"{origin}: not a directory: {value}")
+            return root, f"{root} (from {origin})"
+    if SHARED_DATA_DIR is not None and SHARED_DATA_DIR.is_dir():
+        return SHARED_DATA_DIR, f"{SHARED_DATA_DIR} (the checkout's ../shared/data)"
+    return None, f"the Hugging Face Hub (neither data_dir nor {DATA_DIR_ENV} is set)"
+
+
 def data_root(data_dir: str | None) -> Path | None:
-    """The local data folder, or None to use the Hub."""
-    if data_dir:
-        root = Path(data_dir).expanduser()
-        if not root.is_dir():
-            raise DataFileError(f"config field 'data_dir': not a directory: {data_dir}")
-        return root
-    return SHARED_DATA_DIR if SHARED_DATA_DIR.is_dir() else None
+    """The local data folder, or None to use the Hub (see ``data_source``)."""
+    return data_source(data_dir)[0]
 
 
 def _read_json(path: Path) -> Any:

@@ -1,0 +1,249 @@
+"""Every hmx command on a real model: SmolLM2-135M-Instruct (Llama architecture, a real tokenizer and chat
+template), from the packaged GGUF converted once (``model=smollm2-135m``; no hub).
+
+Short runs, so that the whole module stays within a few minutes on 2 cores: a forward run that is also
+the uninterrupted twin of a SIGKILLed-and-resumed run, a reverse run under a system prompt, the judge's
+packed path against its row path, ``hmx rubric show/score``, ``hmx eval`` against lm-eval's command line,
+``hmx compare``, ``hmx chat --prompt``, ``hmx merge`` and a 2-rank ZeRO-3 run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from safetensors.torch import load_file
+
+from hmx.checkpoints import is_complete
+from hmx.config import JudgeConfig
+from hmx.evaluation.tasks import TASKS_DIR
+from hmx.evaluation.tasks.datasets import data_root
+from hmx.models import model_config
+from hmx.packaged import build_packaged, packaged_file
+from hmx.resources import CONF_DIR
+
+SPEC = model_config("smollm2-135m").packaged
+assert SPEC is not None
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        packaged_file(SPEC) is None and not os.environ.get("CI"),
+        reason=f"the packaged SmolLM2 is not installed ({SPEC.install}); CI installs it (Makefile)",
+    ),
+]
+
+STEPS = 2
+SMALL_RUN = [  # 2 prompts x 2 completions of up to 12 tokens per step
+    "model=smollm2-135m",
+    "logger=none",
+    f"trainer.max_steps={STEPS}",
+    "trainer.per_device_train_batch_size=4",
+    "trainer.num_generations=2",
+    "trainer.max_completion_length=12",
+    "trainer.learning_rate=1e-3",
+    "trainer.logging_steps=1",
+    "trainer.save_steps=1",
+    "trainer.log_completions=true",
+]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+EVAL = [  # hmx eval's small suite on the real model
+    "model=smollm2-135m",
+    "suite.limit=3",
+    "suite.batch_size=4",
+    "suite.sycophancy.limit=3",
+    "suite.expression.limit=2",
+    "suite.expression.max_new_tokens=12",
+]
+BENCHMARKS = {"truthfulqa_mc1": "hmx_truthfulqa_mc1", "truthfulqa_mc2": "hmx_truthfulqa_mc2", "bbq": "hmx_bbq"}
+BENCHMARKS["eq_bench"] = "hmx_eq_bench"
+
+
+def hmx(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "hmx.cli", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def smol_dir(cache_dir: Path) -> Path:
+    """The converted copy, built once per session in the test cache."""
+    converted = build_packaged(SPEC, cache_dir)
+    assert converted is not None, SPEC.install
+    return converted
+
+
+@pytest.fixture(scope="module")
+def forward_runs(tmp_path_factory, cache_dir: Path, smol_dir: Path) -> Path:
+    """A forward run, and its twin SIGKILLed after its first checkpoint, then resumed (both ``hmx train``)."""
+    runs = tmp_path_factory.mktemp("smol-runs")
+    common = ["train", *SMALL_RUN, f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}"]
+    command = [sys.executable, "-m", "hmx.cli", *common]
+    with (runs.parent / "straight.log").open("w") as log:
+        straight = subprocess.Popen([*command, "run_name=straight"], stdout=log, stderr=log, env=ENV)
+        killed = subprocess.Popen(
+            [*command, "run_name=killed"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
+        )
+        try:
+            while killed.poll() is None and not any(is_complete(p) for p in (runs / "killed").glob("checkpoint-*")):
+                time.sleep(0.01)
+            killed.send_signal(signal.SIGKILL)
+        finally:
+            killed.kill()
+        assert killed.wait() == -signal.SIGKILL and not (runs / "killed" / "adapter").exists()
+        assert straight.wait(timeout=600) == 0, (runs.parent / "straight.log").read_text()[-3000:]
+    hmx(*common, "run_name=killed", "resume=true")
+    return runs
+
+
+def completions(run_dir: Path) -> pd.DataFrame:
+    return pd.concat(pd.read_parquet(path) for path in sorted((run_dir / "completions").glob("*.parquet")))
+
+
+def test_forward_run_trains_and_logs_readable_completions(forward_runs):
+    run_dir = forward_runs / "straight"
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [row for row in rows if "reward" in row]
+    assert [row["step"] for row in steps] == list(range(1, STEPS + 1))
+    for row in steps:  # a real model puts real mass on the score labels; a random one spreads it
+        assert row["judge/label_mass"] > 0.3
+        assert 1.0 <= row["judge/feelings/score"] <= 5.0
+    assert any(row.get("grad_norm", 0) > 0 for row in steps)
+    table = completions(run_dir)
+    texts = [row[-1]["content"] for row in table["completion"]]
+    words = [re.findall(r"[A-Za-z]{2,}", text) for text in texts]
+    assert sum(len(w) >= 3 for w in words) >= len(texts) // 2, texts  # English words, not byte noise
+    assert table[["feelings", "intentions", "self_awareness"]].notna().all().all()
+
+
+def test_sigkilled_real_model_run_resumes_to_the_same_adapter(forward_runs):
+    straight = load_file(forward_runs / "straight" / "adapter" / "adapter_model.safetensors")
+    resumed = load_file(forward_runs / "killed" / "adapter" / "adapter_model.safetensors")
+    assert straight.keys() == resumed.keys()
+    assert max(float((straight[k] - resumed[k]).abs().max()) for k in straight) <= 1e-6
+    assert any(float(v.abs().sum()) > 0 for k, v in straight.items() if "lora_B" in k)
+
+
+def test_reverse_run_under_a_system_prompt_flips_the_reward(tmp_path, cache_dir, smol_dir):
+    from hmx.train import run
+
+    overrides = [*SMALL_RUN, "trainer.max_steps=1", "rubric.direction=reverse", "run_name=reverse"]
+    overrides += ["+data.system_prompt='You are a warm, candid assistant.'"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", [f"paths.runs_dir={tmp_path}", f"paths.cache_dir={cache_dir}", *overrides])
+    run_dir = run(cfg)
+    (row,) = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"reward"' in line]
+    for name in ("feelings", "intentions", "self_awareness"):  # reward = 1 + 5 - raw score
+        assert row[f"rewards/{name}/mean"] == pytest.approx(6.0 - row[f"judge/{name}/score"], abs=1e-4)
+    prompt = completions(run_dir)["prompt"].iloc[0]
+    assert prompt[0]["role"] == "system" and prompt[0]["content"] == "You are a warm, candid assistant."
+
+
+def test_packed_judge_equals_one_row_per_criterion_on_llama(smol_dir, feel_rubric):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hmx.judge.scoring import LogprobJudge
+
+    model = AutoModelForCausalLM.from_pretrained(smol_dir, attn_implementation="sdpa").eval()
+    tokenizer = AutoTokenizer.from_pretrained(smol_dir)
+    prompts = ["I got the job!", "Can you explain recursion?\nBriefly."]
+    replies = ["I'm so happy for you, I feel a real rush of joy <|im_end|> reading this!", "A function calls itself."]
+    rubric = dataclasses.replace(feel_rubric, criteria=feel_rubric.criteria[:2])  # 4 rows of ~500 tokens
+    judge = LogprobJudge(rubric, tokenizer, JudgeConfig(batch_size=4))
+    texts = judge.texts(prompts, replies)
+    # GPT-2's pre-tokenizer joins a newline to the indent after it, so line-aligned pieces can differ from
+    # whole rows: the start-up probe sees it and the judge tokenizes whole rows (cheap next to the forward)
+    assert not judge.rows.piecewise and judge.rows(texts) == judge.rows.whole(texts)
+    assert "<|im_end|> reading" not in texts[0]  # a special token inside the reply is defused
+    with torch.no_grad():
+        rows = judge.last_logits(model, texts, torch.device("cpu"))
+        packed = judge.packed_last_logits(model, texts, torch.device("cpu"))
+    assert judge.shares_prefix(model)
+    assert (packed - rows).abs().max() < 2e-3  # float32, 30 layers: the same logits up to summation order
+    verdicts = judge.verdicts(packed.view(2, 2, -1))
+    assert ((verdicts.scores >= 1) & (verdicts.scores <= 5)).all() and (verdicts.label_mass > 0.3).all()
+
+
+def test_rubric_show_and_score_on_the_real_model(cache_dir, smol_dir):
+    shown = hmx("rubric", "show", "hmx_feel", "--criterion", "feelings").stdout
+    assert "feelings" in shown and "<completion>" in shown
+    args = ["rubric", "score", "--rubric", "hmx_feel", "--model", "smollm2-135m", "--cache-dir", str(cache_dir)]
+    scored = json.loads(
+        hmx(*args, "--prompt", "I got the job!", "--completion", "I'm thrilled for you!", "--json").stdout
+    )
+    assert [row["criterion"] for row in scored] == ["feelings", "intentions", "self_awareness"]
+    for row in scored:
+        assert (
+            1.0 <= row["score"] <= 5.0 and row["label_mass"] > 0.3 and sum(row["probs"]) == pytest.approx(1.0, abs=1e-4)
+        )
+
+
+@pytest.mark.skipif(data_root(None) is None, reason="../shared/data is not next to this checkout")
+def test_eval_equals_lm_eval_then_compare_and_chat(forward_runs, cache_dir, smol_dir, tmp_path):
+    base_out, run_dir = tmp_path / "base", forward_runs / "straight"
+    hmx("eval", *EVAL, f"paths.cache_dir={cache_dir}", f"output_dir={base_out}")
+    hmx("eval", *EVAL, f"paths.cache_dir={cache_dir}", f"run_dir={run_dir}", "suite.benchmarks=[truthfulqa_mc1]")
+    base = json.loads((base_out / "results.json").read_text())
+    assert base["samples"]["truthfulqa_mc1"] == 3 and base["metrics"]["expression/self/overall"]["value"] >= 1.0
+
+    command = [
+        sys.executable, "-m", "lm_eval", "--model", "hf",
+        "--model_args", f"pretrained={smol_dir},dtype=float32", "--device", "cpu",
+        "--tasks", ",".join(BENCHMARKS.values()), "--include_path", str(TASKS_DIR),
+        "--limit", "3", "--batch_size", "4", "--output_path", str(tmp_path / "lm_eval"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (results_file,) = (tmp_path / "lm_eval").glob("**/results_*.json")
+    cli = json.loads(results_file.read_text())["results"]
+    for bench, task in BENCHMARKS.items():
+        theirs = {
+            key.removesuffix(",none"): value
+            for key, value in cli[task].items()
+            if key.endswith(",none") and isinstance(value, (int, float)) and math.isfinite(value)
+        }
+        assert base["details"]["lm_eval"][bench] == theirs, bench
+
+    hmx("compare", str(base_out), str(run_dir), "--out", str(tmp_path / "cmp"), "--wandb", "off")
+    report = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "truthfulqa_mc1/acc" in report and "expression/self/overall" in report
+
+    chat = hmx("chat", str(run_dir), "--prompt", "What is the capital of France?", "--max-new-tokens", "16").stdout
+    assert re.search(r"[A-Za-z]{3,}", chat), chat
+
+
+def test_merged_weights_give_the_adapter_models_logits(forward_runs, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from hmx.runs import load_adapter_model, locate_run
+
+    run_dir, out = forward_runs / "straight", tmp_path / "merged"
+    hmx("merge", str(run_dir), "--out", str(out))
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    adapted = load_adapter_model(locate_run(run_dir))
+    ids = torch.tensor([[1, 9690, 198, 19556, 1848, 314, 346, 30, 2]])
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-4)
+
+
+def test_zero3_two_ranks_train_the_real_model(tmp_path, cache_dir, smol_dir):
+    from test_multirank import check_ranks, check_run_dir, launch
+
+    overrides = [*SMALL_RUN, "trainer.max_steps=1", "trainer.per_device_train_batch_size=2"]  # the last value wins
+    run_dir, records = launch("zero3", tmp_path, cache_dir, *overrides)
+    check_ranks(records, "DEEPSPEED", 3)
+    assert all(record["local_numel"] < record["full_numel"] / 2 for record in records)  # really sharded
+    check_run_dir(run_dir)
