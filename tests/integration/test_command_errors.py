@@ -38,8 +38,9 @@ def fails(capsys, *argv: str) -> str:
         (["rubric", "score", "--rubric", "/nonexistent/r.yaml"], "hmx rubric score: error: /nonexistent/r.yaml"),
         (["chat", "/nonexistent/run", "--prompt", "hi"], "hmx chat: error: /nonexistent/run: no such run"),
         (["merge", "/nonexistent/run", "--out", "/nonexistent/out"], "hmx merge: error: /nonexistent/run: no such"),
+        (["init", "/dev/null"], "hmx init: error: /dev/null: exists and is not a directory"),
     ],
-    ids=["train", "eval", "compare", "rubric_show", "rubric_score", "chat", "merge"],
+    ids=["train", "eval", "compare", "rubric_show", "rubric_score", "chat", "merge", "init"],
 )
 def test_every_command_fails_the_same_way(tmp_path, monkeypatch, capsys, argv, expected):
     monkeypatch.chdir(tmp_path)
