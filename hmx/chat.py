@@ -19,6 +19,7 @@ from peft import PeftModel
 from transformers import BatchEncoding, GenerationConfig, PreTrainedTokenizerBase, TextStreamer, set_seed
 
 from hmx.config import ConfigError
+from hmx.errors import command_errors
 from hmx.runs import TrainedRun, load_adapter_model, load_run_tokenizer, locate_run, pick_device
 
 Message = dict[str, str]
@@ -138,12 +139,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    try:
+    with command_errors("chat"):
         run = locate_run(args.source, base=args.base)
         chat = Chat(run, args)
-    except ConfigError as err:
-        print(f"hmx chat: error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
     set_seed(args.seed)
     sides = [BASE, TRAINED] if args.compare else [TRAINED]
     conversation = Conversation(args.system if args.system is not None else run.system_prompt, sides)

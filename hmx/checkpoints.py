@@ -5,23 +5,30 @@
 when that directory does not exist yet, so a requeued job can always pass ``resume=true``);
 a PATH names a run directory (its latest checkpoint) or one ``checkpoint-N`` directory in it.
 A checkpoint is complete once the HF Trainer has written its ``trainer_state.json`` (the last
-file it writes). Everything is checked before anything is written.
+file it writes). Everything is checked before anything is written, the config changes of a
+resume included (hmx/resume_policy.py), and one job at a time holds the run (hmx/runlock.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+import yaml
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+from omegaconf import DictConfig
 from transformers import TrainerCallback
 
 from hmx.config import ConfigError
-from hmx.tracking import REDACTED, redact, write_config
+from hmx.resume_policy import config_changes
+from hmx.runlock import RunLock
+from hmx.tracking import write_config, write_overrides
 
 PICKLE_FILES = ("training_args.bin",)  # the HF Trainer's pickled TrainingArguments: config.yaml is the record
 
@@ -33,24 +40,89 @@ class RunStart:
     run_dir: Path
     checkpoint: Path | None = None
     resuming: bool = False  # the run directory exists and is taken over
+    follow_latest: bool = field(default=False, compare=False)  # resume=true: the latest checkpoint once locked
+    changes: dict[str, list[str]] = field(default_factory=dict, compare=False)
 
-    def prepare(self, cfg: DictConfig) -> None:
-        """Create (new run) or take over (resume) the run directory; rank 0 only."""
+    def check(self, cfg: DictConfig) -> None:
+        """The resumed run's config against its ``config.yaml`` (refused changes raise); writes nothing."""
+        if self.resuming:
+            self.changes = config_changes(self.run_dir / "config.yaml", cfg)
+
+    def prepare(self, cfg: DictConfig) -> RunLock:
+        """Lock, then create (new run) or take over (resume) the run directory; rank 0 only.
+
+        Returns the held lock: release it when the run ends.
+        """
+        lock = RunLock(self.run_dir)
         if not self.resuming:
-            if self.run_dir.exists():
+            try:
+                self.run_dir.mkdir(parents=True)
+            except FileExistsError:
                 raise ConfigError(
                     f"config field 'run_name': run directory already exists: {self.run_dir} "
                     "(resume=true continues it from its latest checkpoint)"
-                )
-            self.run_dir.mkdir(parents=True)
+                ) from None
+            lock.acquire()
         else:
-            warn_config_changes(self.run_dir / "config.yaml", cfg)
+            lock.acquire()
+            try:  # what another job may have changed while it held the lock
+                self._recheck(cfg)
+            except BaseException:
+                lock.release()
+                raise
             (self.run_dir / "FAILED").unlink(missing_ok=True)
+            for saved in self.run_dir.glob("checkpoint-*"):  # a kill can land between a save and its clean-up
+                remove_pickles(saved)
             step = checkpoint_step(self.checkpoint) if self.checkpoint else 0
             truncate_metrics(self.run_dir / "metrics.jsonl", step)
             where = f"from {self.checkpoint.name}" if self.checkpoint else "from step 0 (no complete checkpoint)"
             print(f"hmx: resuming {self.run_dir} {where}", flush=True)
+            self._report_changes()
         write_config(cfg, self.run_dir)
+        write_overrides(self.run_dir)
+        return lock
+
+    def _recheck(self, cfg: DictConfig) -> None:
+        if (self.run_dir / "adapter").exists():
+            raise ConfigError(
+                f"config field 'resume': {self.run_dir} has finished (adapter/ is there); nothing to resume"
+            )
+        if self.follow_latest:
+            self.checkpoint = latest_checkpoint(self.run_dir)
+        self.check(cfg)
+
+    def _report_changes(self) -> None:
+        if self.changes.get("applied"):
+            print(f"hmx: resuming with config changes at {', '.join(self.changes['applied'])} (applied)", flush=True)
+        if self.changes.get("warned"):
+            print(
+                f"hmx: warning: resuming with config changes at {', '.join(self.changes['warned'])}: applied and "
+                "recorded in config.yaml, but the run no longer matches an uninterrupted one",
+                flush=True,
+            )
+
+
+def take_run(start: RunStart, cfg: DictConfig) -> RunLock | None:
+    """Rank 0 locks and prepares the run directory (returns the lock; None on other ranks).
+
+    A refusal on rank 0 (another job holds the run, ...) is raised on every rank, so that no
+    rank waits forever in the trainer's first collective for a rank 0 that has left.
+    """
+    state = PartialState()
+    lock, refusal = None, [""]
+    failure: BaseException | None = None
+    if state.is_main_process:
+        try:
+            lock = start.prepare(cfg)
+        except BaseException as err:
+            failure, refusal = err, [str(err) or type(err).__name__]
+    if state.num_processes > 1:
+        broadcast_object_list(refusal, from_process=0)
+    if failure is not None:
+        raise failure
+    if refusal[0]:
+        raise ConfigError(f"rank 0 could not take the run directory: {refusal[0]}")
+    return lock
 
 
 def checkpoint_step(path: Path) -> int:
@@ -103,7 +175,9 @@ def plan_run(run_dir: Path, run_name: str | None, resume: Any) -> RunStart:
             print(f"hmx: nothing to resume at {run_dir}; starting a new run there", flush=True)
             check_writable(runs_dir)
             return RunStart(run_dir)
-        return _take_over(run_dir, latest_checkpoint(run_dir), required=False)
+        start = _take_over(run_dir, latest_checkpoint(run_dir), required=False)
+        start.follow_latest = True
+        return start
     path = Path(str(resume)).expanduser().resolve()
     if path.name.startswith("checkpoint-"):
         if not is_complete(path):
@@ -139,25 +213,20 @@ def _step(line: str) -> float:
         return float("inf")
 
 
-def warn_config_changes(previous: Path, cfg: DictConfig) -> None:
-    """Name the config fields that differ from the run's ``config.yaml`` (a resume should change none)."""
-    if not previous.is_file():
-        return
-    old = _flat(OmegaConf.to_container(OmegaConf.load(previous)))
-    new = _flat(redact(OmegaConf.to_container(cfg, resolve=True)))
-    changed = sorted(k for k in old.keys() | new.keys() if k != "resume" and old.get(k) != new.get(k))
-    changed = [k for k in changed if old.get(k) != REDACTED]
-    if changed:
-        print(f"hmx: warning: resuming with config changes at {', '.join(changed)}", flush=True)
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flat(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
+def resume_command(run_dir: Path) -> str:
+    """The ``hmx train`` command that continues ``run_dir``: its recorded overrides, runs_dir and name."""
+    overrides: list[str] = []
+    recorded = run_dir / "overrides.yaml"
+    if recorded.is_file():
+        try:
+            loaded = yaml.safe_load(recorded.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            loaded = None
+        if isinstance(loaded, list):
+            own = ("run_name=", "resume=", "paths.runs_dir=")
+            overrides = [str(o) for o in loaded if not str(o).lstrip("+~").startswith(own)]
+    words = ["hmx", "train", *overrides, f"paths.runs_dir={run_dir.parent}", f"run_name={run_dir.name}", "resume=true"]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def remove_pickles(directory: Path) -> None:

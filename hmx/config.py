@@ -14,8 +14,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from hmx.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A config node that cannot be used; the message names the node and field."""
 
 
@@ -114,7 +116,7 @@ class LoggerConfig:
     backend: str = "none"  # wandb | none
     project: str = "hmx"
     entity: str | None = None
-    mode: str = "auto"  # auto: online when WANDB_API_KEY is set, else offline
+    mode: str = "auto"  # auto: $WANDB_MODE when set, else online when WANDB_API_KEY is set, else offline
     tags: list[str] = field(default_factory=list)
 
 
@@ -130,6 +132,14 @@ CHOICES = {
     ("rubric", "direction"): ("forward", "reverse"),
     ("logger", "backend"): ("wandb", "none"),
     ("logger", "mode"): ("auto", "online", "offline"),
+}
+
+MINIMUM = {  # integer fields with a floor (checked at start-up, before any run directory exists)
+    ("judge", "batch_size"): 1,
+    ("judge", "max_prompt_chars"): 1,
+    ("judge", "max_completion_chars"): 1,
+    ("judge", "max_rationale_tokens"): 1,
+    ("judge", "drift_steps"): 0,
 }
 
 SCHEMAS: dict[str, type] = {
@@ -154,6 +164,9 @@ def typed_node(cfg: DictConfig, name: str) -> Any:
     for (group, key), allowed in CHOICES.items():
         if group == name and getattr(node, key) not in allowed:
             raise ConfigError(f"config field '{name}.{key}': must be one of {allowed}, got {getattr(node, key)!r}")
+    for (group, key), floor in MINIMUM.items():
+        if group == name and getattr(node, key) < floor:
+            raise ConfigError(f"config field '{name}.{key}': must be >= {floor}, got {getattr(node, key)}")
     return node
 
 

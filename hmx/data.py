@@ -41,6 +41,8 @@ def _load_table(cfg: DataConfig, split: str) -> Dataset:
     if path.suffix in LOCAL_FORMATS or path.suffix in YAML_FORMATS:
         if not path.is_file():
             raise ConfigError(f"config field 'data.path': file not found: {cfg.path}")
+        if path.suffix in YAML_FORMATS or LOCAL_FORMATS[path.suffix] in ("json", "csv"):
+            check_utf8(path)
         if path.suffix in YAML_FORMATS:
             return _load_yaml_rows(path, cfg)
         try:
@@ -55,6 +57,20 @@ def _load_table(cfg: DataConfig, split: str) -> Dataset:
         raise ConfigError(
             f"config field 'data.path': cannot load dataset {cfg.path!r} split {split!r}: {err}"
         ) from None
+
+
+def check_utf8(path: Path) -> None:
+    """A text file must be UTF-8 (pyarrow reads other bytes and fails later, mid-pipeline)."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                byte = line[err.start : err.start + 1]
+                raise ConfigError(
+                    f"config field 'data.path': {path}:{number}: not UTF-8 text (byte {byte!r} at column "
+                    f"{err.start + 1}); save the file as UTF-8"
+                ) from None
 
 
 def load_prompts(cfg: DataConfig, split: str | None = None) -> Dataset:

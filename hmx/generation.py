@@ -5,7 +5,8 @@ deltas over ``trl.GRPOConfig`` (``use_vllm``, ``vllm_mode``, …); TRL imports v
 ``use_vllm`` is set, in both modes (server mode syncs weights through vLLM's communicator).
 hmx checks before anything is written that vLLM is installed and a GPU is there, and that
 ``vllm_max_model_length`` covers both the policy's sequences and the judge's prompts (a
-``judge=generate`` verdict is generated on the same engine).
+``judge=generate`` verdict is generated on the same engine). With either backend, the longest
+prompt + completion and the longest judge input must fit the model's own context.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from transformers import PreTrainedTokenizerBase
 from trl import GRPOConfig
 
 from hmx.config import ConfigError
+from hmx.judge.rewards import message_text
 
 INSTALL_HINT = "pip install 'hmx[vllm]'"
 
@@ -36,7 +38,8 @@ def check_vllm(use_vllm: bool, mode: str) -> None:
 def longest_tokens(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> int:
     if not texts:
         return 0
-    return max(len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)  # verbose: no over-length notice
+    return max(len(ids) for ids in encoded["input_ids"])
 
 
 def required_model_length(
@@ -91,3 +94,44 @@ def check_generation(args: GRPOConfig, tokenizer: PreTrainedTokenizerBase, promp
         judge.cfg.max_rationale_tokens,
     )
     check_model_length(args, required)
+
+
+def model_context(model_config: object) -> int | None:
+    """The model's context length in tokens, from its config (None when it does not say)."""
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(model_config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_context(
+    args: GRPOConfig, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[object], judge, context: int | None
+) -> None:
+    """The longest prompt + completion, and the longest judge input, must fit the model's context.
+
+    Past it, generation runs into positions the model never learnt (or out of memory) and the
+    judge scores a truncated or garbled input: every completion gets about the same score.
+    """
+    if context is None:
+        return
+    completion = args.max_completion_length or 512  # 512: TRL's default
+    longest = longest_tokens(tokenizer, prompt_texts(tokenizer, prompts))
+    if longest + completion > context:
+        raise ConfigError(
+            f"config field 'data.path': the longest prompt is {longest} tokens (chat template included); with "
+            f"trainer.max_completion_length={completion} that makes {longest + completion} tokens, beyond the model's "
+            f"context of {context} tokens; shorten or drop the longest prompts, or lower trainer.max_completion_length"
+        )
+    cfg = judge.cfg
+    template = longest_tokens(tokenizer, judge.texts([""], [""]))
+    quoted = longest_tokens(tokenizer, [message_text(p)[: cfg.max_prompt_chars] for p in prompts])
+    verdict = cfg.max_rationale_tokens if cfg.mode == "generate" else 1
+    total = template + quoted + completion + verdict
+    if total > context:
+        raise ConfigError(
+            f"config field 'rubric.path': the longest judge input is {total} tokens (rubric prompt {template} + "
+            f"quoted prompt {quoted} + completion {completion} + verdict {verdict}), beyond the model's context of "
+            f"{context} tokens; shorten the rubric's criteria or template, or lower judge.max_prompt_chars or "
+            "trainer.max_completion_length"
+        )

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from hmx.config import ConfigError
+from hmx.errors import command_errors
 from hmx.runs import TrainedRun, load_adapter_model, load_run_tokenizer, locate_run
 
 PROVENANCE = "hmx_merge.json"
@@ -28,6 +29,11 @@ PROVENANCE = "hmx_merge.json"
 def merge(run: TrainedRun, out: Path, force: bool = False) -> Path:
     """Merge ``run``'s adapter into its base model and save it to ``out``; returns ``out``."""
     out = out.expanduser().resolve()
+    for source in (run.run_dir, run.adapter_dir):
+        if source is not None and (out == source or out in source.parents or source in out.parents):
+            raise ConfigError(
+                f"--out {out}: overlaps the run being merged ({source}); write the merged model somewhere else"
+            )
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise ConfigError(f"{out}: output exists and is not empty; choose another --out or pass --force")
     tokenizer = load_run_tokenizer(run)
@@ -68,12 +74,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    try:
+    with command_errors("merge"):
         run = locate_run(args.source, base=args.base, dtype=args.dtype)
         out = merge(run, args.out, force=args.force)
-    except ConfigError as err:
-        print(f"hmx merge: error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
     print(f"hmx merge: {run.adapter_dir} + {run.model.name_or_path} → {out}", flush=True)
 
 

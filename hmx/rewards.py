@@ -15,8 +15,7 @@ from typing import Any
 from trl.rewards import get_repetition_penalty_reward, get_soft_overlong_punishment
 
 from hmx.config import ConfigError, GuardsConfig
-
-GUARD_NAMES = ("overlong", "repetition")
+from hmx.rubrics.schema import GUARD_NAMES, REWARD_LIMIT, Rubric
 
 
 def overlong_guard(max_completion_length: int, soft_fraction: float) -> Callable[..., list[float]]:
@@ -55,3 +54,20 @@ def guard_functions(cfg: GuardsConfig, max_completion_length: int) -> list[Calla
         overlong_guard(max_completion_length, cfg.overlong.soft_fraction),
         repetition_guard(cfg.repetition.ngram_size, cfg.repetition.max_penalty),
     ]
+
+
+def check_reward_weights(rubric: Rubric, cfg: GuardsConfig) -> None:
+    """The largest possible total reward must stay far inside float32; all-zero weights train on nothing (warned)."""
+    criteria = sum(abs(c.weight) * max(abs(v) for v in c.values) for c in rubric.criteria)
+    guards = abs(cfg.overlong.weight) + abs(cfg.repetition.weight * cfg.repetition.max_penalty)
+    if criteria + guards > REWARD_LIMIT:
+        raise ConfigError(
+            f"config field 'guards': rubric and guard weights allow a total reward of {criteria + guards:.3g}, beyond "
+            f"what float32 rewards hold (<= {REWARD_LIMIT:.0e}); use smaller weights"
+        )
+    if criteria == 0 and guards == 0:
+        print(
+            f"hmx: warning: every reward weight is 0 ({rubric.source} and guards): all completions get the same "
+            "reward, so nothing is learnt; give a criterion a non-zero weight",
+            flush=True,
+        )

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
 from peft import PeftModel
+from safetensors import SafetensorError
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from hmx.checkpoints import resume_command
 from hmx.config import ConfigError, ModelConfig, PathsConfig, typed_node
 from hmx.models import load_model, load_tokenizer, model_config
+from hmx.resume_policy import read_run_config
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # the only adapter weights hmx loads (a .bin is a pickle)
@@ -54,7 +56,7 @@ def locate_run(path: str | Path, base: str | None = None, dtype: str | None = No
         if not (adapter_dir / ADAPTER_CONFIG).is_file():
             hint = " (training failed: see FAILED there)" if (source / "FAILED").is_file() else ""
             if not hint and any(source.glob("checkpoint-*")):
-                hint = f" (interrupted: continue it with `hmx train run_name={source.name} resume=true`)"
+                hint = f" (interrupted: continue it with `{resume_command(source)}`)"
             raise ConfigError(f"{adapter_dir}: run directory has no trained adapter ({ADAPTER_CONFIG} missing){hint}")
     else:
         raise ConfigError(
@@ -75,11 +77,8 @@ def locate_run(path: str | Path, base: str | None = None, dtype: str | None = No
 
 def _run_settings(config_path: Path) -> tuple[ModelConfig, str, str | None]:
     """The run's model node, tiny-model cache and system prompt, from its ``config.yaml``."""
-    try:
-        cfg = OmegaConf.load(config_path)
-    except (OSError, OmegaConfBaseException) as err:
-        raise ConfigError(f"{config_path}: cannot read the run's config: {err}") from None
-    if not isinstance(cfg, DictConfig) or "model" not in cfg:
+    cfg = OmegaConf.create(read_run_config(config_path))
+    if "model" not in cfg:
         raise ConfigError(f"{config_path}: config field 'model' is missing")
     try:
         model = typed_node(cfg, "model")
@@ -123,6 +122,11 @@ def load_adapter_model(run: TrainedRun, device: str | torch.device = "cpu") -> P
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft's call
     try:
         model = PeftModel.from_pretrained(base, str(run.adapter_dir), is_trainable=False)
+    except SafetensorError as err:
+        raise ConfigError(
+            f"{run.adapter_dir / ADAPTER_WEIGHTS}: not a readable safetensors file ({err}); the file is truncated or "
+            "corrupt: copy it again, or resume training from a checkpoint"
+        ) from None
     except (OSError, ValueError, RuntimeError) as err:
         raise ConfigError(f"{run.adapter_dir}: cannot apply the adapter to {run.model.name_or_path!r}: {err}") from None
     return model.to(device).eval()

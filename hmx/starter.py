@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import yaml
 
+from hmx.errors import InputError, command_errors
 from hmx.resources import PROMPTS_FILE, RUBRICS_DIR
 
 NAME = "mine"
@@ -118,13 +118,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    if args.project.exists() and not args.project.is_dir():
-        print(f"hmx init: error: {args.project}: exists and is not a directory", file=sys.stderr)
-        sys.exit(2)
-    try:
-        written = write_starter(args.project)
-    except FileExistsError as err:
-        print(f"hmx init: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    with command_errors("init"):
+        if args.project.exists() and not args.project.is_dir():
+            raise InputError(f"{args.project}: exists and is not a directory; choose another DIR")
+        try:
+            written = write_starter(args.project)
+        except FileExistsError as err:
+            raise InputError(str(err)) from None
     print("\n".join(f"  {path}" for path in written))
     print(f"\nhmx: starter project → {args.project}\nnext: cd {args.project} && {TRAIN}")

@@ -1,7 +1,8 @@
 """Run directories, rank-0 writes, W&B modes, metrics and the reward plot.
 
 One run directory per run: rank 0 names it and broadcasts the name, every rank agrees, and
-only rank 0 writes. W&B runs online when ``WANDB_API_KEY`` is set, offline otherwise
+only rank 0 writes. With ``logger.mode=auto`` W&B follows ``WANDB_MODE`` when the environment sets
+it, else runs online when ``WANDB_API_KEY`` is set, offline otherwise
 (``wandb sync <run>/wandb/offline-run-*`` later), and not at all with ``logger=none``.
 Secrets are never written: config dumps are redacted.
 """
@@ -20,7 +21,7 @@ from accelerate.utils import broadcast_object_list
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
-from hmx.config import LoggerConfig
+from hmx.config import ConfigError, LoggerConfig
 
 SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 REDACTED = "***"
@@ -37,11 +38,22 @@ def default_run_name() -> str:
 
 def agree_run_dir(runs_dir: str, run_name: str | None) -> Path:
     """The run directory every rank uses: named once on rank 0 and broadcast (not created here)."""
+    if run_name is not None:
+        check_run_name(str(run_name))
     state = PartialState()
     name = [run_name or default_run_name()]
     if state.num_processes > 1:
         broadcast_object_list(name, from_process=0)
     return Path(runs_dir).expanduser().resolve() / str(name[0])
+
+
+def check_run_name(run_name: str) -> None:
+    """A run name is one directory name inside ``paths.runs_dir``: no separator, no ``..``, not absolute."""
+    if not run_name or run_name in (".", "..") or "/" in run_name or "\\" in run_name or "\0" in run_name:
+        raise ConfigError(
+            f"config field 'run_name': {run_name!r} is not a plain directory name; a run lives in "
+            "paths.runs_dir/<run_name> (set paths.runs_dir to write elsewhere)"
+        )
 
 
 def is_main_process() -> bool:
@@ -67,13 +79,22 @@ def write_config(cfg: DictConfig, run_dir: Path) -> None:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)), encoding="utf-8")
 
 
+def write_overrides(run_dir: Path) -> None:
+    """The command-line overrides of this run (``overrides.yaml``), when Hydra composed the config."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        overrides = list(redact(list(HydraConfig.get().overrides.task)))
+        (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)), encoding="utf-8")
+
+
 def configure_wandb(cfg: LoggerConfig, run_dir: Path, run_name: str) -> list[str]:
     """Set W&B's own settings for this process and return TRL's ``report_to``."""
     if cfg.backend == "none":
         return ["none"]
     mode = cfg.mode
-    if mode == "auto":
-        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    if mode == "auto":  # the user's WANDB_MODE wins; else online with a key, offline without
+        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
     os.environ["WANDB_MODE"] = mode
     os.environ["WANDB_DIR"] = str(run_dir)
     os.environ["WANDB_PROJECT"] = cfg.project

@@ -7,7 +7,6 @@ accelerate launch --config_file launch/accelerate/zero3.yaml -m hmx.train experi
 
 from __future__ import annotations
 
-import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,19 +18,21 @@ from omegaconf import DictConfig
 from transformers import TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
 
-from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles
+from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles, take_run
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.data import load_prompts
-from hmx.generation import check_generation
+from hmx.errors import command_errors
+from hmx.generation import check_context, check_generation, model_context
 from hmx.judge.drift import JudgeDriftMonitor, load_probes
 from hmx.judge.generate import GenerateJudge
 from hmx.judge.rewards import SelfJudgeRewards
 from hmx.judge.scoring import LogprobJudge
 from hmx.models import load_model, load_tokenizer, lora_config
+from hmx.preemption import GracefulStop
 from hmx.resources import CONF_DIR, rubric_path
-from hmx.rewards import guard_functions, guard_weights
+from hmx.rewards import check_reward_weights, guard_functions, guard_weights
 from hmx.rubrics.render import check_template
-from hmx.rubrics.schema import RubricError, combine_rubrics, load_rubric
+from hmx.rubrics.schema import combine_rubrics, load_rubric
 from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process
 
 
@@ -40,7 +41,7 @@ def grpo_args(cfg: DictConfig, run_dir: Path, report_to: list[str], reward_weigh
     delta = {**plain_dict(cfg, "trainer"), **plain_dict(cfg, "generation")}
     delta.setdefault("use_cpu", not torch.cuda.is_available())  # DeepSpeed on CPU ranks needs it
     try:
-        return GRPOConfig(
+        args = GRPOConfig(
             output_dir=str(run_dir),
             seed=cfg.seed,
             report_to=report_to,
@@ -50,6 +51,13 @@ def grpo_args(cfg: DictConfig, run_dir: Path, report_to: list[str], reward_weigh
         )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config nodes 'trainer'/'generation' (trl.GRPOConfig fields): {err}") from None
+    if args.max_completion_length is not None and args.max_completion_length < 1:
+        raise ConfigError(
+            f"config field 'trainer.max_completion_length': must be >= 1, got {args.max_completion_length}"
+        )
+    if not args.learning_rate >= 0:
+        raise ConfigError(f"config field 'trainer.learning_rate': must be >= 0, got {args.learning_rate}")
+    return args
 
 
 def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
@@ -66,21 +74,23 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     tokenizer = load_tokenizer(model_cfg, paths.cache_dir)
     judge_cls = GenerateJudge if judge_cfg.mode == "generate" else LogprobJudge
     judge = SelfJudgeRewards(judge_cls(rubric, tokenizer, judge_cfg))
-    if judge_cfg.drift_steps < 0:
-        raise ConfigError(f"config field 'judge.drift_steps': must be >= 0 (0: off), got {judge_cfg.drift_steps}")
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
     train_dataset = load_prompts(data_cfg)
     peft_config = lora_config(plain_dict(cfg, "peft"))
     start = plan_run(agree_run_dir(paths.runs_dir, cfg.run_name), cfg.run_name, cfg.get("resume"))
+    start.check(cfg)  # a resume's config changes: refused, applied or warned (hmx/resume_policy.py)
     run_dir = start.run_dir
     report_to = configure_wandb(logger_cfg, run_dir, run_dir.name)
     args = grpo_args(cfg, run_dir, report_to, judge.weights() + guard_weights(guards_cfg))
     check_generation(args, tokenizer, train_dataset["prompt"], judge.judge)
     guards = guard_functions(guards_cfg, args.max_completion_length or 512)  # 512: TRL's default
+    check_reward_weights(rubric, guards_cfg)
     model = load_model(model_cfg, paths.cache_dir)
+    check_context(args, tokenizer, train_dataset["prompt"], judge.judge, model_context(model.config))
 
-    if is_main_process():
-        start.prepare(cfg)  # a new run directory, or the resumed one taken over
+    # The lock, then the run directory: a new one, or the resumed one taken over.
+    lock = take_run(start, cfg)
+    stop = GracefulStop()
     try:
         trainer = GRPOTrainer(
             model=model,
@@ -99,13 +109,22 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             log = lambda name, value: metrics[name].append(value)  # noqa: E731
             device = trainer.accelerator.device
             trainer.add_callback(JudgeDriftMonitor(judge.judge, drift_probes, judge_cfg.drift_steps, log, device))
-        trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
-        trainer.save_model(str(run_dir / "adapter"))
-        remove_pickles(run_dir / "adapter")
+        trainer.add_callback(stop)
+        with stop.installed():
+            trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
+        stopped = stop.signal is not None and trainer.state.global_step < trainer.state.max_steps
+        if not stopped:
+            trainer.save_model(str(run_dir / "adapter"))
+            remove_pickles(run_dir / "adapter")
     except BaseException:
         if is_main_process() and run_dir.exists():
             (run_dir / "FAILED").write_text(traceback.format_exc(), encoding="utf-8")
         raise
+    finally:
+        if lock is not None:
+            lock.release()
+    if stopped:
+        stop.exit(run_dir, trainer.state.global_step)
     if is_main_process():
         report(run_dir, report_to)
     return run_dir
@@ -132,11 +151,8 @@ def report(run_dir: Path, report_to: list[str]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
-    try:
+    with command_errors("train"):
         run(cfg)
-    except (ConfigError, RubricError) as err:
-        print(f"hmx train: error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hmx.config import ConfigError
+from hmx.errors import command_errors
 from hmx.evaluation.plots import format_relative, plot_deltas
 from hmx.evaluation.report import jsonable, load_results
 
@@ -181,8 +181,5 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out_dir = Path(args.out or Path("outputs/compare") / time.strftime("%Y-%m-%d_%H-%M-%S")).expanduser()
     labels = args.labels.split(",") if args.labels else None
-    try:
+    with command_errors("compare"):
         compare(args.runs, labels, out_dir.resolve(), args.wandb, args.project)
-    except ConfigError as err:
-        print(f"hmx compare: error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)

@@ -6,7 +6,6 @@ hmx eval model=qwen3-4b suite=full                a base model, every document (
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,17 +17,18 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from hmx.config import ConfigError, typed_node
+from hmx.config import typed_node
+from hmx.errors import command_errors
 from hmx.evaluation.benchmarks import run_benchmarks
 from hmx.evaluation.expression import run_expression
 from hmx.evaluation.report import write_report
 from hmx.evaluation.suite import suite_config
 from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
 from hmx.evaluation.target import load_target, resolve_target
-from hmx.evaluation.tasks.datasets import DataFileError, data_source
+from hmx.evaluation.tasks.datasets import data_source
 from hmx.judge.scoring import LogprobJudge
 from hmx.resources import CONF_DIR, rubric_path
-from hmx.rubrics.schema import RubricError, load_rubric
+from hmx.rubrics.schema import load_rubric
 
 
 def run(cfg: DictConfig) -> Path:
@@ -95,11 +95,8 @@ def _metric(value: float, better: str) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
-    try:
+    with command_errors("eval"):
         run(cfg)
-    except (ConfigError, RubricError, DataFileError) as err:
-        print(f"hmx eval: error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ def special_tokens(tokenizer: PreTrainedTokenizerBase) -> list[str]:
     return sorted(set(tokenizer.all_special_tokens) | {token.content for token in added})
 
 
+def has_thinking_mode(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the model writes ``<think>`` blocks: a ``<think>`` token or a chat template that mentions it."""
+    return "<think>" in special_tokens(tokenizer) or "<think>" in str(getattr(tokenizer, "chat_template", "") or "")
+
+
 def chat_text(tokenizer: PreTrainedTokenizerBase, user_message: str, prefill: str) -> str:
     """The judge conversation as text: the model's own chat template, assistant turn pre-filled."""
     messages = [{"role": "user", "content": user_message}]
@@ -53,6 +58,7 @@ class JudgePrompts:
         self.rubric, self.tokenizer, self.cfg = rubric, tokenizer, cfg
         self.mode, self.prefill = mode, prefill
         self.special = special_tokens(tokenizer)
+        self.thinking = has_thinking_mode(tokenizer)
         self.frames: list[tuple[str, ...]] | None = [self.frame(c) for c in range(len(rubric.criteria))]
         if any(not frame for frame in self.frames) or not self.splice_matches_render():
             self.frames = None
@@ -84,6 +90,7 @@ class JudgePrompts:
                     completion[: cfg.max_completion_chars],
                     self.special,
                     mode=self.mode,
+                    thinking=self.thinking,
                 ),
                 self.prefill,
             )
@@ -98,7 +105,7 @@ class JudgePrompts:
         cfg, rows = self.cfg, []
         for prompt, completion in zip(prompts, completions, strict=True):
             quoted_prompt = defuse(prompt[: cfg.max_prompt_chars], self.special)
-            quoted = defuse(strip_thinking(completion[: cfg.max_completion_chars]), self.special)
+            quoted = defuse(strip_thinking(completion[: cfg.max_completion_chars], self.thinking), self.special)
             rows += [head + quoted_prompt + middle + quoted + tail for head, middle, tail in self.frames]
         return rows
 

@@ -1,7 +1,7 @@
 """``hmx rubric``: the rubric author's loop (docs/rubrics.md).
 
 hmx rubric lint PATH...                      schema + template checks; exit 0 clean, 1 otherwise
-hmx rubric show NAME [--mode generate]       the rendered judge prompt for a sample completion
+hmx rubric show NAME [--mode generate]       the judge prompt for a sample completion, as --model's judge sees it
 hmx rubric score --rubric NAME --model tiny --prompt P --completion C [--mode generate] [--json]
                                              per-criterion expected score and label probabilities
                                              (generate mode: the verdict and its rationale)
@@ -24,10 +24,12 @@ from typing import Any
 
 import torch
 
-from hmx.config import ConfigError, JudgeConfig, PathsConfig
+from hmx.config import JudgeConfig, PathsConfig
+from hmx.errors import command_errors, print_error
+from hmx.judge.prompts import has_thinking_mode, special_tokens
 from hmx.resources import rubric_path
 from hmx.rubrics.render import check_template, render_judge_message
-from hmx.rubrics.schema import Rubric, RubricError, combine_rubrics, load_rubric
+from hmx.rubrics.schema import Criterion, Rubric, RubricError, combine_rubrics, load_rubric
 
 SAMPLE_PROMPT = "I finally finished the marathon I trained a year for!"
 SAMPLE_COMPLETION = "Congratulations! I'm genuinely delighted for you - a year of training is a real commitment."
@@ -48,7 +50,7 @@ def lint(paths: Sequence[str]) -> int:
             rubric = load_checked(path)
         except RubricError as err:
             failures += 1
-            print(f"error: {err}", file=sys.stderr)
+            print_error("rubric lint", err)
         else:
             levels = sum(len(c.scale) for c in rubric.criteria)
             print(f"ok: {path} ({rubric.name}: {len(rubric.criteria)} criteria, {levels} levels)")
@@ -80,6 +82,17 @@ def load_judge_model(model: str, cache_dir: str, device: str = "cpu") -> tuple[t
     cfg = model_config(model)
     policy: torch.nn.Module = load_model(cfg, cache_dir)
     return policy.to(device).eval(), load_tokenizer(cfg, cache_dir)
+
+
+def load_judge_tokenizer(model: str, cache_dir: str) -> Any:
+    """The tokenizer of a run directory or a model (hub id, path, ``tiny``), without its weights."""
+    from hmx.models import load_tokenizer, model_config
+    from hmx.runs import load_run_tokenizer, locate_run
+
+    path = Path(model).expanduser()
+    if (path / "config.yaml").is_file() or (path / "adapter_config.json").is_file():
+        return load_run_tokenizer(locate_run(path))
+    return load_tokenizer(model_config(model), cache_dir)
 
 
 def score(
@@ -149,13 +162,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--completion", default=SAMPLE_COMPLETION)
         sub.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
     p_score.add_argument("--rubric", required=True, help="shipped rubric name or path")
-    p_score.add_argument("--model", default="tiny", help="preset (smollm2-135m, tiny), hub id, model dir or run dir")
+    for sub in (p_show, p_score):
+        sub.add_argument("--model", default="tiny", help="preset (smollm2-135m, tiny), hub id, model dir or run dir")
+        sub.add_argument("--cache-dir", default=PathsConfig.cache_dir, help="where the tiny model is built")
     p_score.add_argument("--weights", choices=("policy", "base"), default="policy", help="base: a run's adapter off")
     p_score.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)
-    p_score.add_argument("--cache-dir", default=PathsConfig.cache_dir, help="where the tiny model is built")
     p_score.add_argument("--device", default="cpu")
     p_score.add_argument("--json", action="store_true", help="print the scores as JSON")
     return parser.parse_args(argv)
+
+
+def pick_criteria(rubric: Rubric, name: str | None) -> list[Criterion]:
+    """All criteria, or the one named by ``--criterion``."""
+    if name is None:
+        return list(rubric.criteria)
+    names = [c.name for c in rubric.criteria]
+    if name not in names:
+        raise RubricError(f"{rubric.source}: --criterion {name!r}: no such criterion (criteria: {', '.join(names)})")
+    return [rubric.criterion(name)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,10 +187,17 @@ def run(args: argparse.Namespace) -> int:
         return 1 if lint(args.paths) else 0
     if args.command == "show":
         rubric = load_checked(args.name, args.extra)
-        criteria = [rubric.criterion(args.criterion)] if args.criterion else list(rubric.criteria)
-        for criterion in criteria:
-            print(f"===== {rubric.name} / {criterion.name} ({args.mode}) =====")
-            print(render_judge_message(rubric, criterion, args.prompt, args.completion, mode=args.mode))
+        criteria = pick_criteria(rubric, args.criterion)
+        with contextlib.redirect_stdout(sys.stderr):
+            tokenizer = load_judge_tokenizer(args.model, args.cache_dir)
+        special, thinking = special_tokens(tokenizer), has_thinking_mode(tokenizer)
+        for criterion in criteria:  # quoted text as the judge sees it: the model's special tokens defused
+            print(f"===== {rubric.name} / {criterion.name} ({args.mode}, {args.model}) =====")
+            print(
+                render_judge_message(
+                    rubric, criterion, args.prompt, args.completion, special, mode=args.mode, thinking=thinking
+                )
+            )
         return 0
     rubric = load_checked(args.rubric, args.extra)
     started = time.perf_counter()
@@ -186,12 +217,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
+    with command_errors(f"rubric {args.command}"):
         code = run(args)
-    except KeyError as err:
-        print(f"hmx rubric: error: no criterion {err} in the rubric", file=sys.stderr)
-        code = 2
-    except (RubricError, ConfigError) as err:
-        print(f"hmx rubric: error: {err}", file=sys.stderr)
-        code = 2
     sys.exit(code)

@@ -58,12 +58,14 @@ _ZWSP = "\u200b"
 _environment = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
-def strip_thinking(text: str) -> str:
-    """Remove ``<think>…</think>`` blocks; an unclosed block runs to the end, a stray close from the start."""
+def strip_thinking(text: str, thinking: bool = True) -> str:
+    """Remove ``<think>…</think>`` blocks. For a model with a thinking mode (``thinking``) an unclosed
+    block also runs to the end and a stray close from the start; for others unmatched tags are text."""
     text = _THINK_BLOCK.sub("", text)
-    text = _OPEN_THINK.sub("", text)
-    if "</think>" in text.lower():
-        text = _STRAY_CLOSE.sub("", text, count=1)
+    if thinking:
+        text = _OPEN_THINK.sub("", text)
+        if "</think>" in text.lower():
+            text = _STRAY_CLOSE.sub("", text, count=1)
     return text.strip()
 
 
@@ -101,6 +103,7 @@ def render_judge_message(
     completion: str,
     special_tokens: Iterable[str] = (),
     mode: str = "logprob",
+    thinking: bool = True,
 ) -> str:
     """The judge's user message for one (prompt, completion, criterion); ``mode`` picks the answer format."""
     template = compile_template(rubric)
@@ -108,7 +111,7 @@ def render_judge_message(
     try:
         return template.render(
             prompt=defuse(prompt, special),
-            completion=defuse(strip_thinking(completion), special),
+            completion=defuse(strip_thinking(completion, thinking), special),
             criterion=criterion,
             rubric=rubric,
             mode=mode,

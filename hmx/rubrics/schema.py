@@ -14,13 +14,17 @@ from typing import Any
 
 import yaml
 
+from hmx.errors import InputError
+
 DIRECTIONS = ("forward", "reverse")
+GUARD_NAMES = ("overlong", "repetition")  # hmx's guard rewards (hmx/rewards.py): TRL logs rewards/<name>/mean
+REWARD_LIMIT = 1e15  # |weight x score| bound: TRL sums the weighted rewards and takes group std in float32
 RUBRIC_KEYS = {"name", "description", "criteria", "judge_template"}
 CRITERION_KEYS = {"name", "description", "weight", "scale", "direction", "guard"}
 LEVEL_KEYS = {"label", "value", "anchor"}
 
 
-class RubricError(ValueError):
+class RubricError(InputError):
     """A rubric that cannot be used; the message names file, line and field."""
 
 
@@ -181,6 +185,13 @@ def _parse_criterion(check: _Checker, raw: Any, field: str, parent: Any) -> Crit
     name = check.text(node, "name", field)
     if not name.replace("_", "").replace("-", "").isalnum():
         raise check.fail(f"{field}.name", f"{name!r}: use letters, digits, '_' or '-' only", node, "name")
+    if name in GUARD_NAMES:
+        raise check.fail(
+            f"{field}.name",
+            f"{name!r} is the name of an hmx guard (rewards/{name}/mean); rename the criterion",
+            node,
+            "name",
+        )
     description = check.text(node, "description", field)
     raw_scale = node.get("scale")
     if not isinstance(raw_scale, list) or len(raw_scale) < 2:
@@ -194,6 +205,15 @@ def _parse_criterion(check: _Checker, raw: Any, field: str, parent: Any) -> Crit
     weight = node.get("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
         raise check.fail(f"{field}.weight", f"must be a finite number, got {weight!r}", node, "weight")
+    largest = abs(float(weight)) * max(abs(level.value) for level in scale)
+    if largest > REWARD_LIMIT:
+        raise check.fail(
+            f"{field}.weight",
+            f"{weight!r} x the largest score gives {largest:.3g}, beyond what float32 rewards hold "
+            f"(|weight x score| <= {REWARD_LIMIT:.0e}); use a smaller weight",
+            node,
+            "weight",
+        )
     direction = node.get("direction", "forward")
     if direction not in DIRECTIONS:
         raise check.fail(f"{field}.direction", f"must be one of {DIRECTIONS}, got {direction!r}", node, "direction")

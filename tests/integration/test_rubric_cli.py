@@ -36,9 +36,18 @@ def test_lint_exit_codes_as_a_subprocess(tmp_path):
     assert f"error: {bad}:10: criteria[0].weight: must be a finite number, got 'lots'" in dirty.stderr
 
 
-def test_show_renders_every_criterion_with_the_sample(capsys):
+def test_show_renders_every_criterion_with_the_sample(capsys, cache_dir):
     code, out, _ = hmx(
-        capsys, "rubric", "show", "hmx_feel", "--mode", "generate", "--completion", "I feel <b>calm</b>."
+        capsys,
+        "rubric",
+        "show",
+        "hmx_feel",
+        "--mode",
+        "generate",
+        "--completion",
+        "I feel <b>calm</b>.",
+        "--cache-dir",
+        str(cache_dir),
     )
     assert code == 0
     assert out.count("=====") == 2 * 3 and "I feel <b>calm</b>." in out

@@ -18,13 +18,14 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict, load_dataset
 
+from hmx.errors import InputError
 from hmx.resources import SHARED_DATA_DIR
 
 BBQ_BLOCK = 4
 BBQ_CATEGORIES = ("Age", "Disability_status", "Nationality", "Physical_appearance", "Religion", "Sexual_orientation")
 
 
-class DataFileError(ValueError):
+class DataFileError(InputError):
     """A benchmark file that is missing or malformed; the message names the file and field."""
 
 

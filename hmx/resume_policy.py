@@ -1,0 +1,120 @@
+"""What a resumed run may change in its config: each field is refused, applied, or applied with a warning.
+
+A resume continues the run recorded in ``config.yaml``. Fields the checkpoint overrides (the
+optimizer's learning rate and betas, the RNG seed), fields that would not load (the model, the
+LoRA shape) and fields that make it another experiment (rubric, data, batch shape, judge mode,
+guards) are **refused**: the resumed run would record a value it does not use, crash, or train
+something else. Bookkeeping fields (``max_steps``, saving, logging, paths, judge batching) are
+**applied** and recorded. Every other change is applied, recorded and **warned** about: the
+continuation is no longer what an uninterrupted run would have done. All of this is checked
+before anything is written, so ``config.yaml`` always states the config in effect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from hmx.config import ConfigError
+from hmx.tracking import REDACTED, redact
+
+# Prefixes of dotted config keys; a key matches a prefix ending in "." or equal to it.
+REFUSED = (
+    "model.",
+    "peft.",
+    "rubric.",
+    "data.",
+    "guards.",
+    "seed",
+    "judge.mode",
+    "judge.weights",
+    "judge.prefill",
+    "judge.max_prompt_chars",
+    "judge.max_completion_chars",
+    "trainer.learning_rate",
+    "trainer.lr_scheduler_type",
+    "trainer.lr_scheduler_kwargs",
+    "trainer.warmup_ratio",
+    "trainer.warmup_steps",
+    "trainer.optim",
+    "trainer.optim_args",
+    "trainer.weight_decay",
+    "trainer.adam_beta1",
+    "trainer.adam_beta2",
+    "trainer.adam_epsilon",
+    "trainer.per_device_train_batch_size",
+    "trainer.gradient_accumulation_steps",
+    "trainer.num_generations",
+    "trainer.steps_per_generation",
+    "trainer.generation_batch_size",
+    "trainer.num_iterations",
+    "trainer.beta",
+    "trainer.loss_type",
+)
+APPLIED = (
+    "run_name",
+    "paths.",
+    "logger.",
+    "trainer.max_steps",
+    "trainer.save_steps",
+    "trainer.save_strategy",
+    "trainer.save_total_limit",
+    "trainer.logging_steps",
+    "trainer.log_completions",
+    "trainer.num_completions_to_print",
+    "judge.batch_size",
+    "judge.prefix_cache",
+    "judge.drift_steps",
+    "judge.drift_probes",
+)
+
+
+def _matches(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in prefixes)
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    """A run's ``config.yaml`` as a plain dict; an unreadable one fails naming the file."""
+    try:
+        loaded = OmegaConf.load(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as err:
+        reason = " ".join(str(err).split())  # YAML errors span lines
+        raise ConfigError(f"{path}: the run's config cannot be read ({type(err).__name__}: {reason})") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{path}: the run's config must be a YAML mapping, got {type(loaded).__name__}")
+    return dict(OmegaConf.to_container(loaded))  # type: ignore[arg-type]
+
+
+def config_changes(previous: Path, cfg: DictConfig) -> dict[str, list[str]]:
+    """Check a resume's config against the run's ``config.yaml``: refused changes raise ConfigError.
+
+    Returns the changed keys as ``{"applied": [...], "warned": [...]}``; nothing is written.
+    """
+    if not previous.is_file():
+        return {"applied": [], "warned": []}
+    old = _flat(read_run_config(previous))
+    new = _flat(redact(OmegaConf.to_container(cfg, resolve=True)))
+    keys = (old.keys() | new.keys()) - {"resume"}  # resume itself changes on every resume
+    changed = sorted(k for k in keys if old.get(k) != new.get(k) and old.get(k) != REDACTED)
+    refused = [k for k in changed if _matches(k, REFUSED)]
+    if refused:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in refused)
+        raise ConfigError(
+            f"config field '{refused[0]}': a resumed run cannot change {shown} (recorded in {previous}); "
+            "resume with the run's values, or start a new run (another run_name)"
+        )
+    applied = [k for k in changed if _matches(k, APPLIED)]
+    return {"applied": applied, "warned": [k for k in changed if k not in applied]}
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
