@@ -15,8 +15,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from hmx.config import ConfigError
-from hmx.evaluation.benchmarks import HEADLINE_METRICS
+from hmx.evaluation.benchmarks import EU_BOTH, HEADLINE_METRICS
 from hmx.evaluation.run import run
+from hmx.evaluation.suite import BENCHMARK_TASKS
 from hmx.evaluation.sycophancy import DIRECTIONS
 from hmx.evaluation.tasks import TASKS_DIR
 from hmx.evaluation.tasks.datasets import data_root
@@ -54,12 +55,10 @@ def test_suite_writes_every_metric_as_json_and_markdown(base_eval):
     expected = [f"{bench}/{m}" for bench, names in HEADLINE_METRICS.items() for m in names]
     expected += [f"sycophancy/{name}" for name in DIRECTIONS]
     expected += [f"expression/self/{c}" for c in (*CRITERIA, "overall")]
+    expected += [f"{name}/acc" for name in EU_BOTH]
     assert [name for name in expected if name not in metrics] == []
     assert results["samples"] == {
-        "truthfulqa_mc1": LIMIT,
-        "truthfulqa_mc2": LIMIT,
-        "bbq": LIMIT,
-        "eq_bench": LIMIT,
+        **{name: LIMIT for name in [*BENCHMARK_TASKS, *EU_BOTH]},
         "sycophancy": LIMIT,
         "expression": 4,
     }
@@ -84,10 +83,19 @@ def test_suite_writes_every_metric_as_json_and_markdown(base_eval):
     assert metrics["sycophancy/accuracy"]["value"] == first_right
     answers = [json.loads(line) for line in (out / "expression.jsonl").read_text().splitlines()]
     assert len(answers) == 4 and all(f"self/{c}" in answers[0] for c in CRITERIA)
+    for name in BENCHMARK_TASKS:  # lm-eval's per-document metrics, one row per document, mean = the headline
+        items = [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
+        assert [row["doc_id"] for row in items] == list(range(LIMIT)), name
+        if "acc" in items[0]:
+            assert metrics[f"{name}/acc"]["value"] == pytest.approx(sum(r["acc"] for r in items) / LIMIT), name
+    for both, (emotion, cause) in EU_BOTH.items():
+        rows = {name: [json.loads(line)["acc"] for line in (out / f"{name}.jsonl").open()] for name in (emotion, cause)}
+        joint = sum(e * c for e, c in zip(rows[emotion], rows[cause], strict=True)) / LIMIT
+        assert metrics[f"{both}/acc"]["value"] == joint <= min(metrics[f"{emotion}/acc"]["value"], 1.0)
 
 
 def test_benchmarks_equal_lm_eval_command_line(base_eval, tiny_dir, tmp_path):
-    tasks = ["hmx_truthfulqa_mc1", "hmx_truthfulqa_mc2", "hmx_bbq", "hmx_eq_bench"]
+    tasks = list(BENCHMARK_TASKS.values())  # EmoBench's six tasks (EU emotion, cause; EA; en and zh) included
     command = [
         sys.executable, "-m", "lm_eval",
         "--model", "hf",
@@ -105,13 +113,13 @@ def test_benchmarks_equal_lm_eval_command_line(base_eval, tiny_dir, tmp_path):
     (results_file,) = tmp_path.glob("**/results_*.json")
     cli = json.loads(results_file.read_text())["results"]
     ours = base_eval[1]["details"]["lm_eval"]
-    for bench, task in zip(["truthfulqa_mc1", "truthfulqa_mc2", "bbq", "eq_bench"], tasks, strict=True):
+    for bench, task in BENCHMARK_TASKS.items():
         theirs = {
             key.removesuffix(",none"): value
             for key, value in cli[task].items()
             if key.endswith(",none") and isinstance(value, (int, float)) and math.isfinite(value)
         }
-        assert ours[bench] == theirs, bench
+        assert ours[bench] == theirs, bench  # every digit of every number, EmoBench's acc and acc_norm included
 
 
 def test_a_trained_run_is_evaluated_with_its_adapter(base_eval, make_cfg, cache_dir):
