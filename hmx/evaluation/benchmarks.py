@@ -61,11 +61,16 @@ def task_manager(data_dir: str | None) -> TaskManager:
     return TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata=metadata)
 
 
-def run_benchmarks(lm: LM, suite: SuiteConfig, data_dir: str | None) -> BenchmarkResults:
-    """lm-eval's ``simple_evaluate`` on the suite's benchmarks (its default seeds); its numbers, unchanged."""
+def run_benchmarks(lm: LM, suite: SuiteConfig, data_dir: str | None, reseed: bool = True) -> BenchmarkResults:
+    """lm-eval's ``simple_evaluate`` on the suite's benchmarks; its numbers, unchanged.
+
+    ``reseed``: lm-eval's default seeding of Python's, NumPy's and torch's global generators (as its
+    command line does); off during training, where it would change the run's own random draws.
+    """
     if not suite.benchmarks:
         return BenchmarkResults()
     tasks = [BENCHMARK_TASKS[name] for name in suite.benchmarks]
+    seeds = {} if reseed else {"random_seed": None, "numpy_random_seed": None, "torch_random_seed": None}
     output = simple_evaluate(
         model=lm,
         tasks=tasks,
@@ -73,6 +78,7 @@ def run_benchmarks(lm: LM, suite: SuiteConfig, data_dir: str | None) -> Benchmar
         task_manager=task_manager(data_dir),
         apply_chat_template=suite.apply_chat_template,
         log_samples=True,  # per-document metrics, for hmx compare's paired tests
+        **seeds,
     )
     if output is None:  # only on non-zero ranks under distributed evaluation
         return BenchmarkResults()
