@@ -33,6 +33,7 @@ from hmx.evaluation.intervals import Interval, bootstrap, mcnemar
 from hmx.evaluation.items import is_binary
 from hmx.evaluation.plots import format_relative, plot_deltas
 from hmx.evaluation.report import jsonable
+from hmx.evaluation.tradeoff import write_pick
 
 WITHIN = 0.02  # |relative change| at most 2%: "within 2%"
 SEVERE = 0.10  # degraded by more than 10%
@@ -278,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--labels", help="comma-separated names for the arms (default: their directory names)")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates for the 95%% intervals")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
+    parser.add_argument("--pick", metavar="RUN", help="a run trained with probes: pick its checkpoint on the trade-off")
+    parser.add_argument("--max-truth-drop", type=float, default=0.02, help="--pick: accepted TruthfulQA MC1 drop")
     parser.add_argument("--out", help="output folder (default: outputs/compare/<timestamp>)")
     parser.add_argument("--wandb", default="auto", choices=["auto", "online", "offline", "off"], help="W&B mode")
     parser.add_argument("--project", default="hmx", help="W&B project")
@@ -285,6 +288,9 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = Path(args.out or Path("outputs/compare") / time.strftime("%Y-%m-%d_%H-%M-%S")).expanduser()
     labels = args.labels.split(",") if args.labels else None
     try:
+        if args.pick:  # the expression vs truthfulness trade-off inside one run (hmx.evaluation.tradeoff)
+            write_pick(Path(args.pick).expanduser().resolve(), out_dir.resolve(), args.max_truth_drop)
+            return
         compare(
             args.runs, labels, out_dir.resolve(), args.wandb, args.project,
             args.arm, args.group_seeds, args.bootstrap, args.seed,

@@ -11,7 +11,8 @@ gradients) on a fixed small subset of
 and logs them as ``probes/…`` next to TRL's rewards (the next logged row: W&B and metrics.jsonl),
 with their cost: ``probes/seconds`` and ``probes/step_fraction`` (probe time over the mean time of
 the training steps since the previous probe). Rank 0 also appends each probe to
-``<run>/probes.jsonl``.
+``<run>/probes.jsonl``, with a first one before any update (step 0, the baseline of the trade-off
+``hmx compare --pick`` reads).
 
 Collective-safe: every rank scores the same requests in the same fixed-size batches (lm-eval's
 ``HFLM`` around an existing model runs single-process), so under ZeRO-3 each rank makes the same
@@ -115,7 +116,10 @@ class SideEffectProbes(TrainerCallback):
         self._step_seconds: list[float] = []
         self._last = time.perf_counter()
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        """A first probe before any update (``probes.jsonl`` only): the baseline of the trade-off."""
+        if model is not None:
+            self._probe(model, state, time.perf_counter())
         self._last = time.perf_counter()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -124,6 +128,16 @@ class SideEffectProbes(TrainerCallback):
         self._last = now
         if state.global_step % self.cfg.steps or model is None:
             return control
+        metrics = self._probe(model, state, now)
+        self._step_seconds = []
+        for name, value in metrics.items():
+            if math.isfinite(value):
+                self.log(name, value)
+        self._last = time.perf_counter()  # the probes' own time is not a training step's
+        return control
+
+    def _probe(self, model: Any, state: Any, started: float) -> dict[str, float]:
+        """One round of probes in eval mode (train mode restored); appended to history and probes.jsonl."""
         training = model.training  # before HFLM, which puts the model in eval mode when it wraps it
         try:
             if self._lm is None:
@@ -135,18 +149,14 @@ class SideEffectProbes(TrainerCallback):
                 metrics = run_probes(self._lm, self.tokenizer, self.cfg)
         finally:
             model.train(training)
-        seconds = time.perf_counter() - now
-        step = sum(self._step_seconds) / len(self._step_seconds)
-        metrics |= {"probes/seconds": seconds, "probes/step_fraction": seconds / step if step > 0 else math.nan}
-        self._step_seconds = []
+        metrics["probes/seconds"] = time.perf_counter() - started
+        if self._step_seconds:  # the training steps since the previous probe
+            step = sum(self._step_seconds) / len(self._step_seconds)
+            metrics["probes/step_fraction"] = metrics["probes/seconds"] / step if step > 0 else math.nan
         row = {"step": float(state.global_step), **metrics}
         self.history.append(row)
-        for name, value in metrics.items():
-            if math.isfinite(value):
-                self.log(name, value)
         if self.run_dir is not None and state.is_world_process_zero:
             finite = {k: (v if math.isfinite(v) else None) for k, v in row.items()}
             with (self.run_dir / PROBES_FILE).open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(finite) + "\n")
-        self._last = time.perf_counter()  # the probes' own time is not a training step's
-        return control
+        return metrics

@@ -24,10 +24,11 @@ def adapter(run_dir):
     return load_file(run_dir / "adapter" / "adapter_model.safetensors")
 
 
-def test_probes_are_logged_next_to_rewards_and_leave_training_unchanged(make_cfg):
+def test_probes_are_logged_next_to_rewards_and_leave_training_unchanged(make_cfg, tmp_path, capsys):
+    from hmx.evaluation.compare import main
     from hmx.train import run
 
-    probed = run(make_cfg(*SMOKE, *PROBES, "run_name=probed"))
+    probed = run(make_cfg(*SMOKE, *PROBES, "run_name=probed", "trainer.save_steps=1"))
     rows = [json.loads(line) for line in (probed / "metrics.jsonl").read_text().splitlines()]
     logged = [row for row in rows if "probes/truthfulqa_mc1/acc" in row]
     assert [row["step"] for row in logged] == [1, 2]  # every step, in the same rows as TRL's rewards
@@ -38,8 +39,19 @@ def test_probes_are_logged_next_to_rewards_and_leave_training_unchanged(make_cfg
         assert 0 <= row["probes/truthfulqa_mc1/acc"] <= 1 and row["probes/seconds"] > 0
         assert row["probes/step_fraction"] > 0  # the probes' cost as a fraction of a training step
     history = [json.loads(line) for line in (probed / PROBES_FILE).read_text().splitlines()]
-    assert [h["step"] for h in history] == [1, 2]
-    assert history[0]["probes/truthfulqa_mc1/acc"] == logged[0]["probes/truthfulqa_mc1/acc"]
+    assert [h["step"] for h in history] == [0, 1, 2]  # step 0: before any update, the trade-off's baseline
+    assert history[1]["probes/truthfulqa_mc1/acc"] == logged[0]["probes/truthfulqa_mc1/acc"]
+    # hmx compare --pick: the saved checkpoint with the most expression within the accepted TruthfulQA drop
+    main(["--pick", str(probed), "--max-truth-drop", "1", "--out", str(tmp_path / "pick")])
+    table = json.loads((tmp_path / "pick" / "tradeoff.json").read_text())
+    assert [row["step"] for row in table["steps"]] == [0, 1, 2] and table["steps"][0]["expression"] is None
+    candidates = [row for row in table["steps"] if row["checkpoint"]]
+    assert [row["checkpoint"] for row in candidates] == [str(probed / "checkpoint-1"), str(probed / "checkpoint-2")]
+    assert (
+        table["pick"] == max(candidates, key=lambda row: row["expression"]) and "pick: step" in capsys.readouterr().out
+    )
+    main(["--pick", str(probed), "--max-truth-drop", "-1", "--out", str(tmp_path / "none")])  # nothing qualifies
+    assert json.loads((tmp_path / "none" / "tradeoff.json").read_text())["pick"] is None
     # the probes draw nothing from the run's random generators and leave the model in train mode
     plain = run(make_cfg(*SMOKE, "run_name=plain"))
     assert not (plain / PROBES_FILE).exists()
