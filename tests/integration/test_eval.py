@@ -131,7 +131,8 @@ def test_a_trained_run_is_evaluated_with_its_adapter(base_eval, make_cfg, cache_
     results = json.loads(path.read_text())
     assert results["adapter"] == str(run_dir / "adapter") and results["label"] == "smoke"
     base = base_eval[1]["metrics"]
-    assert set(results["metrics"]) == {name for name in base if name.split("/")[0] not in HEADLINE_METRICS} | {
+    benchmarks = {*HEADLINE_METRICS, *EU_BOTH}
+    assert set(results["metrics"]) == {name for name in base if name.split("/")[0] not in benchmarks} | {
         "truthfulqa_mc2/acc"
     }
     # LoRA weights moved in training, so the same prompts get other scores than the base model's
