@@ -22,6 +22,7 @@ from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles, tak
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.data import load_prompts
 from hmx.errors import command_errors
+from hmx.evaluation.probes import SideEffectProbes, probes_config
 from hmx.generation import check_context, check_generation, model_context
 from hmx.judge.drift import JudgeDriftMonitor, load_probes
 from hmx.judge.generate import GenerateJudge
@@ -75,6 +76,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     judge_cls = GenerateJudge if judge_cfg.mode == "generate" else LogprobJudge
     judge = SelfJudgeRewards(judge_cls(rubric, tokenizer, judge_cfg))
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
+    side_effects = probes_config(cfg)
     train_dataset = load_prompts(data_cfg)
     peft_config = lora_config(plain_dict(cfg, "peft"))
     start = plan_run(agree_run_dir(paths.runs_dir, cfg.run_name), cfg.run_name, cfg.get("resume"))
@@ -109,6 +111,9 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             log = lambda name, value: metrics[name].append(value)  # noqa: E731
             device = trainer.accelerator.device
             trainer.add_callback(JudgeDriftMonitor(judge.judge, drift_probes, judge_cfg.drift_steps, log, device))
+        if side_effects.steps:  # probes/* join TRL's metrics the same way
+            metrics = trainer._metrics["train"]
+            trainer.add_callback(SideEffectProbes(side_effects, tokenizer, lambda k, v: metrics[k].append(v), run_dir))
         trainer.add_callback(stop)
         with stop.installed():
             trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)

@@ -119,11 +119,11 @@ def run_expression(
             "prompt": prompt,
             "answer": answer,
             **{
-                f"{name}/{c.name}": float(scores[i, j])
+                f"{name}/{key}": value
                 for name, scores in judged.items()
-                for j, c in enumerate(rubric.criteria)
+                for key, value in summarise(rubric, scores[i : i + 1]).items()
             },
         }
         for i, (prompt, answer) in enumerate(zip(prompts, answers, strict=True))
-    ]
+    ]  # each answer's scores per criterion and its rubric-weighted overall (the metrics on one item)
     return ExpressionResults(metrics=metrics, records=records)

@@ -1,4 +1,4 @@
-"""The comparison plot: each metric's relative change against the baseline, one panel per run."""
+"""The comparison plot: each metric's relative change against the baseline, one panel per arm, with its 95% interval."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def plot_deltas(table: dict[str, list[Any]], baseline: str, out: Path) -> Path |
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     metrics = list(dict.fromkeys(row.metric for rows in table.values() for row in rows))
@@ -46,6 +47,11 @@ def plot_deltas(table: dict[str, list[Any]], baseline: str, out: Path) -> Path |
             if abs(row.relative) > CLIP:
                 side = "left" if shown > 0 else "right"
                 ax.text(100 * shown, y, f" {format_relative(row.relative, 0)} ", va="center", ha=side, fontsize=7)
+            low, high = getattr(row, "relative_low", None), getattr(row, "relative_high", None)
+            if low is not None and high is not None:  # the 95% bootstrap interval, clipped like the bars
+                low, high = (100 * max(-CLIP, min(CLIP, v)) for v in (low, high))
+                ax.plot([low, high], [y, y], color="black", linewidth=1.2, solid_capstyle="butt")
+                ax.plot([low, high], [y, y], "|", color="black", markersize=6)
         ax.axvspan(-2, 2, color="#e0e0e0", zorder=0)
         for x in (-10, 10):
             ax.axvline(x, color="#bdbdbd", linestyle=":", linewidth=0.8)
@@ -55,10 +61,14 @@ def plot_deltas(table: dict[str, list[Any]], baseline: str, out: Path) -> Path |
         ax.set_xlabel("relative change, % (+ is better)")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(metrics)), metrics, fontsize=8)
-    handles = [Patch(color=COLOURS[key], label=text) for key, text in LEGEND.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    handles: list[Any] = [Patch(color=COLOURS[key], label=text) for key, text in LEGEND.items()]
+    intervals = any(getattr(row, "relative_low", None) is not None for rows in table.values() for row in rows)
+    if intervals:  # a change counts only when its interval excludes zero
+        handles[1] = Patch(color=COLOURS["within"], label="within 2% or not significant")
+        handles.append(Line2D([], [], color="black", marker="|", label="95% interval (items × seeds)"))
+    fig.legend(handles=handles, loc="lower center", ncol=3 if intervals else 4, fontsize=8, frameon=False)
     axes[0][0].invert_yaxis()
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.08 if intervals else 0.04, 1, 1))
     fig.savefig(out)
     plt.close(fig)
     return out

@@ -61,6 +61,7 @@ def run(cfg: DictConfig) -> Path:
             bench = run_benchmarks(lm, suite, data_dir)
             metrics |= {name: asdict(metric) for name, metric in bench.metrics.items()}
             samples |= bench.samples
+            records |= bench.records
             details["lm_eval"] = bench.details
         elif stage == "sycophancy":
             syco = run_sycophancy(lm, tokenizer, data_dir, suite.sycophancy.limit, suite.sycophancy.seed)

@@ -16,6 +16,12 @@ BENCHMARK_TASKS = {
     "truthfulqa_mc2": "hmx_truthfulqa_mc2",
     "bbq": "hmx_bbq",
     "eq_bench": "hmx_eq_bench",
+    "emobench_eu_emotion": "hmx_emobench_eu_emotion",
+    "emobench_eu_cause": "hmx_emobench_eu_cause",
+    "emobench_ea": "hmx_emobench_ea",
+    "emobench_eu_emotion_zh": "hmx_emobench_eu_emotion_zh",
+    "emobench_eu_cause_zh": "hmx_emobench_eu_cause_zh",
+    "emobench_ea_zh": "hmx_emobench_ea_zh",
 }
 
 

@@ -15,8 +15,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from hmx.config import ConfigError
-from hmx.evaluation.benchmarks import HEADLINE_METRICS
+from hmx.evaluation.benchmarks import EU_BOTH, HEADLINE_METRICS
 from hmx.evaluation.run import run
+from hmx.evaluation.suite import BENCHMARK_TASKS
 from hmx.evaluation.sycophancy import DIRECTIONS
 from hmx.evaluation.tasks import TASKS_DIR
 from hmx.evaluation.tasks.datasets import data_root
@@ -54,12 +55,10 @@ def test_suite_writes_every_metric_as_json_and_markdown(base_eval):
     expected = [f"{bench}/{m}" for bench, names in HEADLINE_METRICS.items() for m in names]
     expected += [f"sycophancy/{name}" for name in DIRECTIONS]
     expected += [f"expression/self/{c}" for c in (*CRITERIA, "overall")]
+    expected += [f"{name}/acc" for name in EU_BOTH]
     assert [name for name in expected if name not in metrics] == []
     assert results["samples"] == {
-        "truthfulqa_mc1": LIMIT,
-        "truthfulqa_mc2": LIMIT,
-        "bbq": LIMIT,
-        "eq_bench": LIMIT,
+        **{name: LIMIT for name in [*BENCHMARK_TASKS, *EU_BOTH]},
         "sycophancy": LIMIT,
         "expression": 4,
     }
@@ -84,10 +83,19 @@ def test_suite_writes_every_metric_as_json_and_markdown(base_eval):
     assert metrics["sycophancy/accuracy"]["value"] == first_right
     answers = [json.loads(line) for line in (out / "expression.jsonl").read_text().splitlines()]
     assert len(answers) == 4 and all(f"self/{c}" in answers[0] for c in CRITERIA)
+    for name in BENCHMARK_TASKS:  # lm-eval's per-document metrics, one row per document, mean = the headline
+        items = [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
+        assert [row["doc_id"] for row in items] == list(range(LIMIT)), name
+        if "acc" in items[0]:
+            assert metrics[f"{name}/acc"]["value"] == pytest.approx(sum(r["acc"] for r in items) / LIMIT), name
+    for both, (emotion, cause) in EU_BOTH.items():
+        rows = {name: [json.loads(line)["acc"] for line in (out / f"{name}.jsonl").open()] for name in (emotion, cause)}
+        joint = sum(e * c for e, c in zip(rows[emotion], rows[cause], strict=True)) / LIMIT
+        assert metrics[f"{both}/acc"]["value"] == joint <= min(metrics[f"{emotion}/acc"]["value"], 1.0)
 
 
 def test_benchmarks_equal_lm_eval_command_line(base_eval, tiny_dir, tmp_path):
-    tasks = ["hmx_truthfulqa_mc1", "hmx_truthfulqa_mc2", "hmx_bbq", "hmx_eq_bench"]
+    tasks = list(BENCHMARK_TASKS.values())  # EmoBench's six tasks (EU emotion, cause; EA; en and zh) included
     command = [
         sys.executable, "-m", "lm_eval",
         "--model", "hf",
@@ -105,13 +113,13 @@ def test_benchmarks_equal_lm_eval_command_line(base_eval, tiny_dir, tmp_path):
     (results_file,) = tmp_path.glob("**/results_*.json")
     cli = json.loads(results_file.read_text())["results"]
     ours = base_eval[1]["details"]["lm_eval"]
-    for bench, task in zip(["truthfulqa_mc1", "truthfulqa_mc2", "bbq", "eq_bench"], tasks, strict=True):
+    for bench, task in BENCHMARK_TASKS.items():
         theirs = {
             key.removesuffix(",none"): value
             for key, value in cli[task].items()
             if key.endswith(",none") and isinstance(value, (int, float)) and math.isfinite(value)
         }
-        assert ours[bench] == theirs, bench
+        assert ours[bench] == theirs, bench  # every digit of every number, EmoBench's acc and acc_norm included
 
 
 def test_a_trained_run_is_evaluated_with_its_adapter(base_eval, make_cfg, cache_dir):
@@ -123,7 +131,8 @@ def test_a_trained_run_is_evaluated_with_its_adapter(base_eval, make_cfg, cache_
     results = json.loads(path.read_text())
     assert results["adapter"] == str(run_dir / "adapter") and results["label"] == "smoke"
     base = base_eval[1]["metrics"]
-    assert set(results["metrics"]) == {name for name in base if name.split("/")[0] not in HEADLINE_METRICS} | {
+    benchmarks = {*HEADLINE_METRICS, *EU_BOTH}
+    assert set(results["metrics"]) == {name for name in base if name.split("/")[0] not in benchmarks} | {
         "truthfulqa_mc2/acc"
     }
     # LoRA weights moved in training, so the same prompts get other scores than the base model's
@@ -161,3 +170,43 @@ def test_bad_input_fails_with_the_field_and_writes_nothing(cache_dir, tmp_path):
     assert done.returncode == 2
     assert "config field 'suite.benchmarks': unknown ['truthfulqa_mc3']" in done.stderr
     assert not out.exists()
+
+
+def test_compare_seeds_intervals_and_mcnemar_on_real_evals(base_eval, make_cfg, cache_dir, tmp_path):
+    """Two training seeds evaluated for real, compared with the base model: one arm, intervals, paired tests."""
+    from hmx.evaluation.compare import compare, main
+    from hmx.train import run as train
+
+    runs = [train(make_cfg("debug=smoke", f"seed={seed}", f"run_name=fwd-{seed}")) for seed in (1, 2)]
+    few = [*SMALL, "suite.benchmarks=[truthfulqa_mc1,emobench_eu_emotion]", "suite.expression.enabled=false"]
+    for run_dir in runs:
+        run(eval_cfg(cache_dir, f"run_dir={run_dir}", *few))
+    base = str(base_eval[0])
+    md = compare([base, *map(str, runs)], None, tmp_path / "grouped", "off", "hmx", group_seeds=True, replicates=500)
+    payload = json.loads((tmp_path / "grouped" / "comparison.json").read_text())
+    assert list(payload["runs"]) == ["tiny", "fwd"] and len(payload["runs"]["fwd"]) == 2  # seeds grouped into one arm
+    rows = {row["metric"]: row for row in payload["deltas"]["fwd"]}
+    assert set(rows) == {"truthfulqa_mc1/acc", "emobench_eu_emotion/acc"} | {f"sycophancy/{k}" for k in DIRECTIONS}
+    mc1 = rows["truthfulqa_mc1/acc"]
+    assert (mc1["runs"], mc1["baseline_runs"], mc1["items"]) == (2, 1, LIMIT)
+    assert mc1["relative_low"] <= mc1["relative_high"]
+    # McNemar on the items' majority over the two seeds (ties dropped), from the per-item files hmx eval wrote
+    per_run = [[json.loads(line)["acc"] for line in (Path(r) / "eval" / "truthfulqa_mc1.jsonl").open()] for r in runs]
+    base_acc = [json.loads(line)["acc"] for line in (Path(base) / "truthfulqa_mc1.jsonl").open()]
+    pairs = [(b, (x + y) / 2) for b, x, y in zip(base_acc, *per_run, strict=True) if (x + y) / 2 != 0.5]
+    assert mc1["discordant"] == [sum(b == 1 and m == 0 for b, m in pairs), sum(b == 0 and m == 1 for b, m in pairs)]
+    assert 0.0 <= mc1["p_value"] <= 1.0
+    for row in rows.values():  # a change beyond 2% counts only when its interval excludes zero
+        if row["verdict"] == "improved":
+            assert row["relative_low"] > 0
+        if row["verdict"].startswith("degraded"):
+            assert row["relative_high"] < 0
+        if row["relative_low"] is not None and row["relative_low"] <= 0 <= row["relative_high"]:
+            assert row["verdict"] == "within"
+    text = md.read_text()
+    assert "a change counts only where its 95% interval (bootstrap over items and seeds) excludes zero" in text
+    assert "| metric | better | tiny | fwd | Δ | rel. | 95% CI | p |" in text
+    # the same arm named on the command line gives the same numbers (the draws are seeded)
+    arm = f"fwd={runs[0]},{runs[1]}"
+    main([base, "--arm", arm, "--bootstrap", "500", "--wandb", "off", "--out", str(tmp_path / "a")])
+    assert json.loads((tmp_path / "a" / "comparison.json").read_text())["deltas"] == payload["deltas"]

@@ -123,8 +123,11 @@ def test_zero2_trains_on_two_ranks(tmp_path, cache_dir):
 
 
 def test_zero3_trains_shards_judges_and_saves_a_usable_adapter(tmp_path, cache_dir):
-    run_dir, records = launch("zero3", tmp_path, cache_dir)
+    side_effects = ["probes.steps=1", "probes.truthfulqa=2", "probes.sycophancy=2"]  # on sharded weights, every rank
+    run_dir, records = launch("zero3", tmp_path, cache_dir, *side_effects)
     check_ranks(records, "DEEPSPEED", 3)
+    probed = [json.loads(line) for line in (run_dir / "probes.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in probed] == list(range(STEPS + 1))  # no hang: step 0, then each step (rank 0)
     for record in records:  # weights really sharded: each rank holds an empty placeholder per weight
         assert record["local_numel"] < record["full_numel"] / 2
     check_run_dir(run_dir)

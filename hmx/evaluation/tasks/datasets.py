@@ -136,3 +136,71 @@ def eq_bench(data_dir: str | None = None, **_: Any) -> DatasetDict:
         fullscale = {k: int(v) if k.endswith("_score") else v for k, v in reference.items()}
         table.append({"id": key, "prompt": item["prompt"], "reference_answer_fullscale": repr(fullscale)})
     return DatasetDict({"validation": Dataset.from_list(table)})
+
+
+EMOBENCH_LANGUAGES = ("en", "zh")
+EMOBENCH_FIELDS = {
+    "EU": ("scenario", "subject", "emotion_choices", "emotion_label", "cause_choices", "cause_label"),
+    "EA": ("scenario", "subject", "question type", "choices", "label"),
+}
+
+
+def _emobench_rows(root: Path, part: str, language: str) -> list[dict[str, Any]]:
+    """``emobench/<part>.jsonl`` rows of one language, checked: every field present, gold labels among the choices."""
+    if language not in EMOBENCH_LANGUAGES:
+        raise DataFileError(f"EmoBench task metadata 'language': must be one of {EMOBENCH_LANGUAGES}, got {language!r}")
+    path = root / "emobench" / f"{part}.jsonl"
+    if not path.is_file():
+        raise DataFileError(f"{path}: file not found (set data_dir to the folder holding emobench/)")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFileError(f"{path}: line {number}: not valid JSON: {err}") from None
+        missing = [name for name in (*EMOBENCH_FIELDS[part], "language") if name not in row]
+        if missing:
+            raise DataFileError(f"{path}: line {number}: missing field(s) {missing}")
+        pairs = [("emotion_choices", "emotion_label"), ("cause_choices", "cause_label")] if part == "EU" else []
+        for choices, label in pairs or [("choices", "label")]:
+            if row[label] not in row[choices]:
+                raise DataFileError(f"{path}: line {number}: field '{label}' is not one of '{choices}'")
+        if row["language"] == language:
+            rows.append(row)
+    return rows
+
+
+def emobench_eu(data_dir: str | None = None, language: str = "en", **_: Any) -> DatasetDict:
+    """EmoBench emotional understanding (``emobench/EU.jsonl``) of one language as a ``test`` split.
+
+    Gold labels are answer texts in the file; ``emotion_gold``/``cause_gold`` are their indices.
+    """
+    root = data_root(data_dir)
+    if root is None:
+        rows = [dict(row) for row in load_dataset("SahandSab/EmoBench", "emotional_understanding", split="train")]
+        rows = [row for row in rows if row.get("language", language) == language]
+    else:
+        rows = _emobench_rows(root, "EU", language)
+    table = [
+        {
+            **row,
+            "emotion_gold": row["emotion_choices"].index(row["emotion_label"]),
+            "cause_gold": row["cause_choices"].index(row["cause_label"]),
+        }
+        for row in rows
+    ]
+    return DatasetDict({"test": Dataset.from_list(table)})
+
+
+def emobench_ea(data_dir: str | None = None, language: str = "en", **_: Any) -> DatasetDict:
+    """EmoBench emotional application (``emobench/EA.jsonl``) of one language as a ``test`` split (``gold``: index)."""
+    root = data_root(data_dir)
+    if root is None:
+        rows = [dict(row) for row in load_dataset("SahandSab/EmoBench", "emotional_application", split="train")]
+        rows = [row for row in rows if row.get("language", language) == language]
+    else:
+        rows = _emobench_rows(root, "EA", language)
+    table = [{**row, "question_type": row["question type"], "gold": row["choices"].index(row["label"])} for row in rows]
+    return DatasetDict({"test": Dataset.from_list(table)})
