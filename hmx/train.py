@@ -24,9 +24,10 @@ from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.data import load_prompts
 from hmx.generation import check_generation
 from hmx.judge.drift import JudgeDriftMonitor, load_probes
+from hmx.judge.factory import build_judge
 from hmx.judge.generate import GenerateJudge
+from hmx.judge.preflight import check_judge, pairs_to_check
 from hmx.judge.rewards import SelfJudgeRewards
-from hmx.judge.scoring import LogprobJudge
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.resources import CONF_DIR, rubric_path
 from hmx.rewards import guard_functions, guard_weights
@@ -64,8 +65,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     rubric = combine_rubrics(load_rubric(rubric_path(rubric_cfg.path)), extras).with_direction(rubric_cfg.direction)
     check_template(rubric)
     tokenizer = load_tokenizer(model_cfg, paths.cache_dir)
-    judge_cls = GenerateJudge if judge_cfg.mode == "generate" else LogprobJudge
-    judge = SelfJudgeRewards(judge_cls(rubric, tokenizer, judge_cfg))
+    judge = SelfJudgeRewards(build_judge(rubric, tokenizer, judge_cfg))
+    validity_pairs = pairs_to_check(judge_cfg, rubric)
     if judge_cfg.drift_steps < 0:
         raise ConfigError(f"config field 'judge.drift_steps': must be >= 0 (0: off), got {judge_cfg.drift_steps}")
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
@@ -78,6 +79,11 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     check_generation(args, tokenizer, train_dataset["prompt"], judge.judge)
     guards = guard_functions(guards_cfg, args.max_completion_length or 512)  # 512: TRL's default
     model = load_model(model_cfg, paths.cache_dir)
+    if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here
+        build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
+        model.to(args.device)
+        validity = check_judge(judge_cfg, rubric, validity_pairs, build, model, args.device, model_cfg.name_or_path)
+        judge.log_once(validity.metrics())
 
     if is_main_process():
         start.prepare(cfg)  # a new run directory, or the resumed one taken over
