@@ -131,7 +131,7 @@ class PathsConfig:
 
 
 # Judge modes, declared once (hmx/judge/factory.py builds each).
-JUDGE_MODES = ("logprob", "generate", "binary", "contrastive", "fewshot")
+JUDGE_MODES = ("logprob", "generate", "binary", "contrastive", "fewshot", "relative")
 
 CHOICES = {
     ("judge", "mode"): JUDGE_MODES,

@@ -6,7 +6,8 @@ Modes (``judge.mode``, declared in :data:`hmx.config.JUDGE_MODES`):
 - ``generate``: a rationale, then ``Score: N`` (:mod:`hmx.judge.generate`);
 - ``binary``: P(Yes) that the reply matches the criterion's top anchor (:mod:`hmx.judge.binary`);
 - ``fewshot``: binary, with labelled examples from ``judge.examples`` in the prompt;
-- ``contrastive``: the reply's likelihood under the top vs the bottom anchor (:mod:`hmx.judge.contrastive`).
+- ``contrastive``: the reply's likelihood under the top vs the bottom anchor (:mod:`hmx.judge.contrastive`);
+- ``relative``: a group's replies compared in one prompt, in every rotation (:mod:`hmx.judge.relative`).
 
 Every mode scores with the weights it is given (the policy's; ``judge.weights=base`` turns the
 adapter off), makes a number of forward calls fixed by N, C, ``judge.batch_size`` and the config
@@ -55,4 +56,8 @@ def build_judge(rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeCo
         from hmx.judge.contrastive import ContrastiveJudge
 
         return ContrastiveJudge(rubric, tokenizer, cfg)
+    if cfg.mode == "relative":
+        from hmx.judge.relative import RelativeJudge
+
+        return RelativeJudge(rubric, tokenizer, cfg)
     raise ConfigError(f"config field 'judge.mode': must be one of {JUDGE_MODES}, got {cfg.mode!r}")

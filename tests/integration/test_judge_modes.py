@@ -15,6 +15,7 @@ from hmx.judge.contrastive import contrastive_calls
 from hmx.judge.drift import PROBES, drift_scores
 from hmx.judge.factory import build_judge
 from hmx.judge.faults import fill_invalid
+from hmx.judge.relative import relative_calls
 from hmx.judge.scoring import forward_calls
 from hmx.resources import RUBRICS_DIR
 from hmx.train import run
@@ -24,6 +25,7 @@ MODES = {
     "binary": JudgeConfig(mode="binary", batch_size=4),
     "fewshot": JudgeConfig(mode="fewshot", batch_size=4, examples=str(PAIRS), examples_per_criterion=1),
     "contrastive": JudgeConfig(mode="contrastive", batch_size=4),
+    "relative": JudgeConfig(mode="relative", batch_size=4),
 }
 PROMPTS = ["How are you?", "Tell me about your day.", "Hi"]
 REPLIES = ["I feel calm today.", "Water boils at 100 C at sea level, and that is all there is to it here.", "ok"]
@@ -43,6 +45,8 @@ def schedule(judge, model, n: int) -> int:
     c, b = len(judge.rubric.criteria), judge.cfg.batch_size
     if judge.cfg.mode == "contrastive":
         return contrastive_calls(n, c, b)
+    if judge.cfg.mode == "relative":
+        return relative_calls(n, c, b)
     return forward_calls(n, c, b, judge.shares_prefix(model), judge.cfg.prefix_cache)
 
 
