@@ -81,7 +81,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     model = load_model(model_cfg, paths.cache_dir)
     if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here
         build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
-        model.to(args.device)
+        cast(torch.nn.Module, model).to(args.device)
         validity = check_judge(judge_cfg, rubric, validity_pairs, build, model, args.device, model_cfg.name_or_path)
         judge.log_once(validity.metrics())
 

@@ -75,7 +75,7 @@ class ContrastiveJudge:
 
     def texts(self, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
         """Each row's full text (context, then the reply), in row order: what the judge reads."""
-        return [self.tokenizer.decode(context + reply) for context, reply in self.rows(prompts, completions)]
+        return [str(self.tokenizer.decode(context + reply)) for context, reply in self.rows(prompts, completions)]
 
     def rows(self, prompts: Sequence[str], completions: Sequence[str]) -> list[tuple[list[int], list[int]]]:
         """``(context ids, completion ids)`` per row: completion-major, then criterion, then top/bottom."""

@@ -22,6 +22,7 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import torch
 
@@ -168,7 +169,7 @@ def validate(
     groups: dict[str, list[LabelledPair]] = {name: [p for p in pairs if p.criterion == name] for name in names}
     per_pair: dict[int, tuple[float, float, float]] = {}
     progress = (lambda done, total: print(f"  scored {done}/{total}", file=sys.stderr)) if verbose else None
-    jobs = []
+    jobs: list[tuple[Any, int | None, list[LabelledPair]]] = []
     if getattr(judge, "independent_criteria", False):
         for name, members in groups.items():
             if members:
@@ -184,13 +185,13 @@ def validate(
             j = names.index(p.criterion) if column is None else column
             c, r = index[(p.prompt, p.chosen)], index[(p.prompt, p.rejected)]
             per_pair[id(p)] = (float(scores[c, j]), float(scores[r, j]), float((mass[c, j] + mass[r, j]) / 2))
-    criteria = []
-    for name, members in groups.items():
-        if members:
-            c, r, m = zip(*(per_pair[id(p)] for p in members), strict=True)
-            criteria.append(summarise(name, members, c, r, m))
-    c, r, m = zip(*(per_pair[id(p)] for p in pairs), strict=True)
-    overall = summarise("(all)", list(pairs), c, r, m)
+
+    def figures(name: str, members: Sequence[LabelledPair]) -> CriterionValidity:
+        chosen, rejected, mass = zip(*(per_pair[id(p)] for p in members), strict=True)
+        return summarise(name, members, chosen, rejected, mass)
+
+    criteria = [figures(name, members) for name, members in groups.items() if members]
+    overall = figures("(all)", list(pairs))
     detail = [
         {"criterion": p.criterion, "line": p.line, "chosen": per_pair[id(p)][0], "rejected": per_pair[id(p)][1]}
         for p in pairs
