@@ -29,7 +29,8 @@ from transformers import PreTrainedTokenizerBase
 
 from hmx.config import JudgeConfig
 from hmx.judge.prompts import special_tokens
-from hmx.judge.scoring import Verdicts, agree_calls, judging, pad_calls
+from hmx.judge.schedule import agree_calls, pad_calls
+from hmx.judge.verdicts import Verdicts, judging
 from hmx.rubrics.render import defuse, strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric
 

@@ -23,7 +23,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import JUDGE_MODES, ConfigError, JudgeConfig
-from hmx.judge.scoring import Verdicts
+from hmx.judge.verdicts import Verdicts
 from hmx.rubrics.schema import Rubric
 
 

@@ -15,7 +15,7 @@ import torch
 
 from hmx.judge.factory import Judge
 from hmx.judge.faults import fill_invalid, invalid_per_row
-from hmx.judge.scoring import Verdicts
+from hmx.judge.verdicts import Verdicts
 
 
 def message_text(item: Any) -> str:
