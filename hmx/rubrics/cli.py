@@ -105,7 +105,8 @@ def score(
         row = []
         for j, criterion in enumerate(judge.rubric.criteria):
             value = float(verdicts.scores[i, j])
-            labels = criterion.labels if len(verdicts.label_probs[i][j]) == len(criterion.labels) else ["top", "bottom"]
+            width = len(verdicts.label_probs[i][j])  # contrastive: P(top), P(bottom); relative: the group share
+            labels = criterion.labels if width == len(criterion.labels) else ["top", "bottom"] if width == 2 else ["share"]
             row.append(
                 CriterionScore(
                     criterion=criterion.name,
