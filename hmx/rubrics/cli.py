@@ -106,7 +106,8 @@ def score(
         for j, criterion in enumerate(judge.rubric.criteria):
             value = float(verdicts.scores[i, j])
             width = len(verdicts.label_probs[i][j])  # contrastive: P(top), P(bottom); relative: the group share
-            labels = criterion.labels if width == len(criterion.labels) else ["top", "bottom"] if width == 2 else ["share"]
+            named = ["top", "bottom"] if width == 2 else ["share"]
+            labels = criterion.labels if width == len(criterion.labels) else named
             row.append(
                 CriterionScore(
                     criterion=criterion.name,
