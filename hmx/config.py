@@ -78,7 +78,7 @@ class RubricConfig:
 
 @dataclass
 class JudgeConfig:
-    mode: str = "logprob"  # logprob (expected score, one forward pass) | generate
+    mode: str = "logprob"  # one of JUDGE_MODES; docs/rubrics.md compares them
     weights: str = "policy"  # policy: adapter on (self-rewarding) | base: adapter off (frozen judge)
     batch_size: int = 16  # fixed micro-batch: every rank makes the same number of forward calls
     prefix_cache: bool = True  # logprob mode: encode the rubric prefix once per pass, keep its KV cache
@@ -88,6 +88,12 @@ class JudgeConfig:
     max_rationale_tokens: int = 64  # generate mode: the rationale's token budget before "Score: N"
     drift_steps: int = 0  # every N steps score the drift probes with base and policy weights (0: off)
     drift_probes: str | None = None  # jsonl with prompt/completion rows; None: hmx's built-in probe set
+    contrastive_scale: float = 10.0  # contrastive mode: score = min + range * sigmoid(scale * log-likelihood gap)
+    examples: str | None = None  # fewshot mode: a labelled pair file whose dev pairs are shown as examples
+    examples_per_criterion: int = 2  # fewshot mode: pairs shown per criterion
+    validate: str | None = None  # a labelled pair file: hmx train checks the judge on it before training
+    validate_split: str | None = None  # only the pairs of this split (e.g. test); None: every pair
+    min_accuracy: float | None = None  # refuse to train when the judge's pairwise accuracy is below this
 
 
 @dataclass
@@ -126,8 +132,11 @@ class PathsConfig:
     cache_dir: str = "~/.cache/hmx"
 
 
+# Judge modes, declared once (hmx/judge/factory.py builds each).
+JUDGE_MODES = ("logprob", "generate", "binary", "contrastive", "fewshot", "relative")
+
 CHOICES = {
-    ("judge", "mode"): ("logprob", "generate"),
+    ("judge", "mode"): JUDGE_MODES,
     ("judge", "weights"): ("policy", "base"),
     ("rubric", "direction"): ("forward", "reverse"),
     ("logger", "backend"): ("wandb", "none"),

@@ -25,9 +25,10 @@ from hmx.errors import command_errors
 from hmx.evaluation.probes import SideEffectProbes, probes_config
 from hmx.generation import check_context, check_generation, model_context
 from hmx.judge.drift import JudgeDriftMonitor, load_probes
+from hmx.judge.factory import build_judge
 from hmx.judge.generate import GenerateJudge
+from hmx.judge.preflight import check_judge, pairs_to_check
 from hmx.judge.rewards import SelfJudgeRewards
-from hmx.judge.scoring import LogprobJudge
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
 from hmx.resources import CONF_DIR, rubric_path
@@ -73,8 +74,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     rubric = combine_rubrics(load_rubric(rubric_path(rubric_cfg.path)), extras).with_direction(rubric_cfg.direction)
     check_template(rubric)
     tokenizer = load_tokenizer(model_cfg, paths.cache_dir)
-    judge_cls = GenerateJudge if judge_cfg.mode == "generate" else LogprobJudge
-    judge = SelfJudgeRewards(judge_cls(rubric, tokenizer, judge_cfg))
+    judge = SelfJudgeRewards(build_judge(rubric, tokenizer, judge_cfg))
+    validity_pairs = pairs_to_check(judge_cfg, rubric)
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
     side_effects = probes_config(cfg)
     train_dataset = load_prompts(data_cfg)
@@ -89,6 +90,11 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     check_reward_weights(rubric, guards_cfg)
     model = load_model(model_cfg, paths.cache_dir)
     check_context(args, tokenizer, train_dataset["prompt"], judge.judge, model_context(model.config))
+    if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here
+        build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
+        cast(torch.nn.Module, model).to(args.device)
+        validity = check_judge(judge_cfg, rubric, validity_pairs, build, model, args.device, model_cfg.name_or_path)
+        judge.log_once(validity.metrics())
 
     # The lock, then the run directory: a new one, or the resumed one taken over.
     lock = take_run(start, cfg)

@@ -21,7 +21,7 @@ from hmx.config import DataConfig, JudgeConfig
 from hmx.data import load_prompts
 from hmx.evaluation.chat import chat_prompt
 from hmx.evaluation.suite import ExpressionConfig
-from hmx.judge.scoring import LogprobJudge
+from hmx.judge.factory import Judge, build_judge
 from hmx.models import load_model, load_tokenizer
 from hmx.rubrics.schema import Rubric
 
@@ -67,7 +67,7 @@ def generate_answers(
 
 
 def judge_scores(
-    judge: LogprobJudge, model: torch.nn.Module, prompts: list[str], answers: list[str], device: torch.device
+    judge: Judge, model: torch.nn.Module, prompts: list[str], answers: list[str], device: torch.device
 ) -> torch.Tensor:
     """Expected score per answer and criterion ``[N, C]``, judged in fixed-size batches."""
     step = max(1, judge.cfg.batch_size // max(1, len(judge.rubric.criteria)))
@@ -102,11 +102,13 @@ def run_expression(
 ) -> ExpressionResults:
     prompts = eval_prompts(data, cfg.limit)
     answers = generate_answers(model, tokenizer, prompts, cfg)
-    self_judge = LogprobJudge(rubric, tokenizer, replace(judge_cfg, weights="policy"))
+    # the run's judge mode, except generate (a rationale per answer): its logprob form scores the same rubric
+    judge_cfg = replace(judge_cfg, weights="policy", mode="logprob" if judge_cfg.mode == "generate" else judge_cfg.mode)
+    self_judge = build_judge(rubric, tokenizer, judge_cfg)
     judged = {"self": judge_scores(self_judge, model, prompts, answers, model.device)}
     if cfg.external_judge is not None:
         external_tokenizer = load_tokenizer(cfg.external_judge, cache_dir)
-        external_judge = LogprobJudge(rubric, external_tokenizer, replace(judge_cfg, weights="policy"))
+        external_judge = build_judge(rubric, external_tokenizer, judge_cfg)
         external_model: torch.nn.Module = load_model(cfg.external_judge, cache_dir)
         external_model.to(model.device).eval()
         judged["external"] = judge_scores(external_judge, external_model, prompts, answers, model.device)

@@ -7,7 +7,7 @@ hmx eval model=qwen3-4b suite=full                a base model, every document (
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from hmx.evaluation.suite import suite_config
 from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
 from hmx.evaluation.target import load_target, resolve_target
 from hmx.evaluation.tasks.datasets import data_source
-from hmx.judge.scoring import LogprobJudge
+from hmx.judge.factory import build_judge
 from hmx.resources import CONF_DIR, rubric_path
 from hmx.rubrics.schema import load_rubric
 
@@ -45,7 +45,10 @@ def run(cfg: DictConfig) -> Path:
     set_seed(cfg.seed)
     model, tokenizer = load_target(target)
     if suite.expression.enabled:
-        LogprobJudge(rubric, tokenizer, judge_cfg)  # score labels must be single tokens for this tokenizer
+        # the judge builds (labels single tokens, examples readable) before any benchmark runs
+        build_judge(
+            rubric, tokenizer, replace(judge_cfg, mode="logprob" if judge_cfg.mode == "generate" else judge_cfg.mode)
+        )
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
 
     metrics: dict[str, dict[str, Any]] = {}

@@ -15,6 +15,7 @@ same probes, so the judge's fixed call schedule holds under ZeRO-3.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -67,13 +68,10 @@ def drift_scores(judge: Any, model: torch.nn.Module, probes: Sequence[tuple[str,
     """Per-criterion mean scores with base and policy weights, and their mean gap (NaN verdicts skipped)."""
     prompts, completions = [p for p, _ in probes], [c for _, c in probes]
     scores = {}
-    original = judge.cfg
-    try:
-        for weights in ("base", "policy"):
-            judge.cfg = dataclasses.replace(original, weights=weights)
-            scores[weights] = judge.score(model, prompts, completions, device).scores
-    finally:
-        judge.cfg = original
+    for weights in ("base", "policy"):  # a shallow copy per weights: the training judge itself is never changed
+        variant = copy.copy(judge)
+        variant.cfg = dataclasses.replace(judge.cfg, weights=weights)
+        scores[weights] = variant.score(model, prompts, completions, device).scores
     metrics: dict[str, float] = {}
     for j, criterion in enumerate(judge.rubric.criteria):
         for weights in ("base", "policy"):

@@ -37,7 +37,7 @@ from transformers import PreTrainedTokenizerBase
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge import vllm_verdicts
 from hmx.judge.prompts import JudgePrompts
-from hmx.judge.scoring import Verdicts, judging
+from hmx.judge.verdicts import Verdicts, judging
 from hmx.rubrics.render import strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from hmx.judge.factory import Judge
 from hmx.judge.faults import fill_invalid, invalid_per_row
-from hmx.judge.generate import GenerateJudge
-from hmx.judge.scoring import LogprobJudge, Verdicts
+from hmx.judge.verdicts import Verdicts
 
 
 def message_text(item: Any) -> str:
@@ -34,13 +34,18 @@ def message_text(item: Any) -> str:
 class SelfJudgeRewards:
     """Shared state behind the per-criterion reward functions."""
 
-    def __init__(self, judge: LogprobJudge | GenerateJudge):
+    def __init__(self, judge: Judge):
         self.judge = judge
         self.model: torch.nn.Module | None = None
         self.device = torch.device("cpu")
         self._key: int | None = None
         self._verdicts: Verdicts | None = None
         self.invalid_total = 0
+        self._pending: dict[str, float] = {}  # logged with the next judge pass (judge/validity/*)
+
+    def log_once(self, metrics: dict[str, float]) -> None:
+        """Metrics handed to TRL's ``log_metric`` with the next judge pass (they join that step's row)."""
+        self._pending.update(metrics)
 
     def bind(self, model: torch.nn.Module, device: torch.device) -> None:
         """Give the judge the policy it scores with (the trainer's model: no second copy)."""
@@ -63,6 +68,9 @@ class SelfJudgeRewards:
             self._key = key
             if log_metric is not None:
                 self._log(self._verdicts, log_metric)
+                for name, value in self._pending.items():
+                    log_metric(name, value)
+                self._pending.clear()
             if log_extra is not None:
                 log_extra("judge_invalid", invalid_per_row(self._verdicts.scores.tolist()))
         return self._verdicts

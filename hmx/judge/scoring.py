@@ -36,15 +36,20 @@ model's config, the same on every rank.
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import JudgeConfig
+from hmx.judge.packing import (
+    MASKABLE_ATTENTION,
+    PackedUnit,
+    drop_static,
+    pack_unit,
+    packed_attention_mask,
+    shared_prefix_length,
+)
 from hmx.judge.prefix_cache import (
     CACHE_KEYWORD,
     logits_in_weight_dtype,
@@ -53,18 +58,11 @@ from hmx.judge.prefix_cache import (
     static_prefix_cache,
 )
 from hmx.judge.prompts import PROBE, JudgePrompts, chat_text
-from hmx.judge.tokens import RowTokenizer, common_prefix_length
+from hmx.judge.schedule import agree_calls, forward_calls, pad_calls
+from hmx.judge.tokens import RowTokenizer
+from hmx.judge.verdicts import Verdicts, judging
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
-
-
-@dataclass
-class Verdicts:
-    """Judge output for N completions × C criteria."""
-
-    scores: torch.Tensor  # [N, C] expected raw score on the criterion's scale (NaN where invalid)
-    label_probs: list[list[list[float]]]  # [N][C][levels] probabilities renormalised over the labels
-    label_mass: torch.Tensor  # [N, C] probability the model put on any label before renormalising
 
 
 def expected_scores(
@@ -103,90 +101,6 @@ def single_token_label_ids(
     if len(set(ids)) != len(ids):
         raise RubricError(f"{rubric.source}: criterion {criterion.name!r}: two labels map to the same token")
     return ids
-
-
-@contextlib.contextmanager
-def judging(model: torch.nn.Module, weights: str) -> Iterator[None]:
-    """Eval mode, no grad, and the adapter disabled when ``weights == 'base'`` (a frozen judge)."""
-    was_training = model.training
-    model.eval()
-    disable_adapter = getattr(model, "disable_adapter", None)
-    adapter_off = disable_adapter() if weights == "base" and disable_adapter else contextlib.nullcontext()
-    try:
-        with torch.no_grad(), adapter_off:
-            yield
-    finally:
-        model.train(was_training)
-
-
-MASKABLE_ATTENTION = ("sdpa", "eager")  # implementations that accept a custom 4D attention mask
-
-
-@dataclass
-class PackedUnit:
-    """Some criteria of one completion packed into one sequence: ``prefix + suffix_1 + … + suffix_g``."""
-
-    rows: list[int]  # indices of the judge rows (completion-major) scored by this unit
-    tokens: list[int]
-    positions: list[int]  # the position each token has in its own full row
-    segments: list[int]  # 0 for the shared prefix, j + 1 for suffix j
-    ends: list[int]  # index of each suffix's last token: its logits give that row's score
-
-
-def shared_prefix_length(rows: Sequence[list[int]]) -> int:
-    """Longest common token prefix of the rows, leaving at least one token to every row."""
-    return max(0, min(common_prefix_length(rows), min(len(row) for row in rows) - 1))
-
-
-def pack_unit(row_ids: list[int], rows: Sequence[list[int]]) -> PackedUnit:
-    """Pack the token rows of one completion's criteria around their shared prefix."""
-    prefix = shared_prefix_length(rows)
-    tokens, positions, segments, ends = list(rows[0][:prefix]), list(range(prefix)), [0] * prefix, []
-    for j, row in enumerate(rows):
-        suffix = row[prefix:]
-        tokens += suffix
-        positions += range(prefix, len(row))
-        segments += [j + 1] * len(suffix)
-        ends.append(len(tokens) - 1)
-    return PackedUnit(row_ids, tokens, positions, segments, ends)
-
-
-def drop_static(unit: PackedUnit, static: int) -> PackedUnit:
-    """The unit without its first ``static`` tokens (cached once for the batch; all in its shared prefix)."""
-    assert all(segment == 0 for segment in unit.segments[:static]), "the static prefix must lie in the unit's prefix"
-    ends = [end - static for end in unit.ends]
-    return PackedUnit(unit.rows, unit.tokens[static:], unit.positions[static:], unit.segments[static:], ends)
-
-
-def packed_attention_mask(
-    segments: torch.Tensor,
-    positions: torch.Tensor,
-    sliding_window: int | None,
-    dtype: torch.dtype,
-    static: int = 0,
-) -> torch.Tensor:
-    """``[B, 1, L, static + L]`` additive mask (0 or the dtype's minimum) for left-padded units.
-
-    Queries are the L unit tokens (segment -1 on padding); keys are the ``static`` cached prefix
-    tokens (positions ``0…static-1``, visible to every real query) followed by the unit tokens.
-    Causal; each suffix sees the prefixes and itself. A padding query attends to itself only (a
-    fully masked row would give NaN). Additive rather than boolean, so that no layer converts it.
-    """
-    batch, length = segments.shape
-    device = segments.device
-    index = torch.arange(length, device=device)
-    query, key = segments[:, :, None], segments[:, None, :]
-    allowed = (index[None, :] <= index[:, None]) & ((key == query) | (key == 0)) & (key >= 0) & (query >= 0)
-    if sliding_window is not None:
-        allowed &= (positions[:, :, None] - positions[:, None, :]) < sliding_window
-    allowed |= torch.eye(length, dtype=torch.bool, device=device)
-    if static:  # the cached prefix: seen by every real query (within the window, if any)
-        seen = (query >= 0).expand(batch, length, static)
-        if sliding_window is not None:
-            seen = seen & ((positions[:, :, None] - torch.arange(static, device=device)) < sliding_window)
-        allowed = torch.cat([seen, allowed], dim=2)
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
-    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
 
 
 class LogprobJudge:
@@ -317,39 +231,3 @@ class LogprobJudge:
             for i, row in enumerate(label_probs.tolist()):
                 probs[i][j] = row
         return Verdicts(scores=scores, label_probs=probs, label_mass=mass)
-
-
-def forward_calls(
-    completions: int, criteria: int, batch_size: int, shares_prefix: bool = True, prefix_cache: bool = True
-) -> int:
-    """The number of judge forward calls for a batch: a function of N, C, B and the config only (ZeRO-3 safety)."""
-    if not shares_prefix:
-        return math.ceil(completions * criteria / batch_size)
-    if completions == 0:
-        return 0
-    group = min(criteria, batch_size)
-    units = completions * math.ceil(criteria / group)
-    return int(prefix_cache) + math.ceil(units / max(1, batch_size // group))  # + the static prefix's call
-
-
-def agree_calls(calls: int, device: torch.device) -> int:
-    """How many one-token calls this rank must add to match the rank with the most judge calls.
-
-    Agreed before any judge forward (one all-reduce per judge pass), so the collectives of every
-    rank stay in step under ZeRO-3. TRL gives every rank the same number of completions, so the
-    schedule alone already agrees; this covers a rank with fewer or none. 0 outside
-    ``torch.distributed``.
-    """
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return 0
-    most = torch.tensor([calls], device=device)
-    dist.all_reduce(most, op=dist.ReduceOp.MAX)
-    return int(most.item()) - calls
-
-
-def pad_calls(model: torch.nn.Module, calls: int, device: torch.device) -> None:
-    """``calls`` one-token forward calls whose output is discarded (they keep the call count)."""
-    token = torch.zeros(1, 1, dtype=torch.long, device=device)
-    for _ in range(calls):
-        model(input_ids=token, use_cache=False, logits_to_keep=1)

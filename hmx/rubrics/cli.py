@@ -5,6 +5,9 @@ hmx rubric show NAME [--mode generate]       the judge prompt for a sample compl
 hmx rubric score --rubric NAME --model tiny --prompt P --completion C [--mode generate] [--json]
                                              per-criterion expected score and label probabilities
                                              (generate mode: the verdict and its rationale)
+hmx rubric validate --rubric NAME --model M --pairs FILE [--mode contrastive] [--split test] [--json]
+                                             does the judge rank labelled pairs? accuracy per criterion
+                                             with a 95% interval, ties, spread, length bias, heuristics
 
 NAME is a shipped rubric (``hmx_feel``) or a path to a YAML file. ``--model`` is a preset of conf/model, a hub id, a
 local model directory, ``tiny``, or a run directory from ``hmx train`` (its adapter on).
@@ -24,7 +27,7 @@ from typing import Any
 
 import torch
 
-from hmx.config import JudgeConfig, PathsConfig
+from hmx.config import JUDGE_MODES, JudgeConfig, PathsConfig
 from hmx.errors import command_errors, print_error
 from hmx.judge.prompts import has_thinking_mode, special_tokens
 from hmx.resources import rubric_path
@@ -104,23 +107,25 @@ def score(
     cfg: JudgeConfig | None = None,
 ) -> list[list[CriterionScore]]:
     """Judge each completion of one prompt on every criterion: ``[completion][criterion]``."""
-    from hmx.judge.generate import GenerateJudge
-    from hmx.judge.scoring import LogprobJudge
+    from hmx.judge.factory import build_judge
 
     cfg = cfg or JudgeConfig()
-    judge = GenerateJudge(rubric, tokenizer, cfg) if cfg.mode == "generate" else LogprobJudge(rubric, tokenizer, cfg)
+    judge = build_judge(rubric, tokenizer, cfg)
     device = next(model.parameters()).device
     verdicts = judge.score(model, [prompt] * len(completions), list(completions), device)
     out = []
     for i in range(len(completions)):
         row = []
-        for j, criterion in enumerate(rubric.criteria):
+        for j, criterion in enumerate(judge.rubric.criteria):
             value = float(verdicts.scores[i, j])
+            width = len(verdicts.label_probs[i][j])  # contrastive: P(top), P(bottom); relative: the group share
+            named = ["top", "bottom"] if width == 2 else ["share"]
+            labels = criterion.labels if width == len(criterion.labels) else named
             row.append(
                 CriterionScore(
                     criterion=criterion.name,
                     score=value if value == value else None,
-                    labels=criterion.labels,
+                    labels=[label.strip() for label in labels],
                     probs=[round(p, 6) for p in verdicts.label_probs[i][j]],
                     label_mass=round(float(verdicts.label_mass[i, j]), 6),
                     rationale=getattr(verdicts, "rationales", None) and verdicts.rationales[i][j],  # type: ignore[attr-defined]
@@ -136,7 +141,7 @@ def print_scores(rows: list[CriterionScore], mode: str) -> None:
     for r in rows:
         shown = "unparseable" if r.score is None else f"{r.score:.3f}"
         probs = "  ".join(f"P({label})={p:.3f}" for label, p in zip(r.labels, r.probs, strict=True))
-        extra = f"  mass={r.label_mass:.3f}" if mode == "logprob" else ""
+        extra = f"  mass={r.label_mass:.3f}" if mode in ("logprob", "binary", "fewshot") else ""
         print(f"{r.criterion:<{width}}  {shown:>11}  {probs}{extra}")
         if mode == "generate":
             print(
@@ -157,18 +162,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p_show.add_argument("name", metavar="NAME", help="shipped rubric name or path")
     p_show.add_argument("--criterion", help="only this criterion (default: all)")
     for sub in (p_show, p_score := commands.add_parser("score", help="score one completion with a model")):
-        sub.add_argument("--mode", choices=("logprob", "generate"), default="logprob")
+        sub.add_argument("--mode", choices=("logprob", "generate") if sub is p_show else JUDGE_MODES, default="logprob")
         sub.add_argument("--prompt", default=SAMPLE_PROMPT)
         sub.add_argument("--completion", default=SAMPLE_COMPLETION)
         sub.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
-    p_score.add_argument("--rubric", required=True, help="shipped rubric name or path")
-    for sub in (p_show, p_score):
+    p_validate = commands.add_parser("validate", help="pairwise accuracy of the judge on labelled pairs")
+    p_validate.add_argument("--pairs", required=True, help="labelled pair file (jsonl; see docs/rubrics.md)")
+    p_validate.add_argument("--split", help="only the pairs of this split (e.g. test)")
+    p_validate.add_argument("--mode", choices=JUDGE_MODES, default="logprob")
+    p_validate.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
+    p_validate.add_argument("--examples", help="fewshot mode: pair file whose dev pairs are the examples")
+    p_validate.add_argument("--examples-per-criterion", type=int, default=JudgeConfig.examples_per_criterion)
+    p_validate.add_argument("--contrastive-scale", type=float, default=JudgeConfig.contrastive_scale)
+    p_validate.add_argument("--batch-size", type=int, default=JudgeConfig.batch_size)
+    p_validate.add_argument("--min-accuracy", type=float, help="exit 1 when the overall accuracy is below this")
+    for sub in (p_score, p_validate):
+        sub.add_argument("--rubric", required=True, help="shipped rubric name or path")
+    for sub in (p_show, p_score, p_validate):
         sub.add_argument("--model", default="tiny", help="preset (smollm2-135m, tiny), hub id, model dir or run dir")
         sub.add_argument("--cache-dir", default=PathsConfig.cache_dir, help="where the tiny model is built")
-    p_score.add_argument("--weights", choices=("policy", "base"), default="policy", help="base: a run's adapter off")
-    p_score.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)
-    p_score.add_argument("--device", default="cpu")
-    p_score.add_argument("--json", action="store_true", help="print the scores as JSON")
+    for sub in (p_score, p_validate):
+        sub.add_argument("--weights", choices=("policy", "base"), default="policy", help="base: a run's adapter off")
+        sub.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)
+        sub.add_argument("--device", default="cpu")
+        sub.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser.parse_args(argv)
 
 
@@ -180,6 +197,51 @@ def pick_criteria(rubric: Rubric, name: str | None) -> list[Criterion]:
     if name not in names:
         raise RubricError(f"{rubric.source}: --criterion {name!r}: no such criterion (criteria: {', '.join(names)})")
     return [rubric.criterion(name)]
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """``hmx rubric validate``: the pairs are checked before the model loads; exit 1 below ``--min-accuracy``."""
+    from hmx.judge.factory import build_judge
+    from hmx.judge.pairs import load_pairs
+    from hmx.judge.validity import format_table, validate
+
+    rubric = load_checked(args.rubric, args.extra)
+    pairs = load_pairs(args.pairs, rubric, args.split)
+    cfg = JudgeConfig(
+        mode=args.mode,
+        weights=args.weights,
+        batch_size=args.batch_size,
+        max_rationale_tokens=args.max_rationale_tokens,
+        contrastive_scale=args.contrastive_scale,
+        examples=args.examples,
+        examples_per_criterion=args.examples_per_criterion,
+    )
+    same_file = args.examples and Path(args.examples).resolve() == Path(args.pairs).resolve()
+    if args.mode == "fewshot" and same_file and args.split in (None, "dev"):
+        print(
+            "hmx rubric validate: warning: the fewshot examples are dev pairs of the file validated on; "
+            "report --split test",
+            file=sys.stderr,
+        )
+    with contextlib.redirect_stdout(sys.stderr):
+        model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device)
+        build = lambda view: build_judge(view, tokenizer, cfg)  # noqa: E731
+        device = next(model.parameters()).device
+        validity = validate(build, rubric, model, pairs, device, args.mode, args.model, verbose=not args.json)
+    if args.json:
+        result = validity.as_dict()
+        result["at_chance"] = validity.overall.at_chance
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_table(validity))
+    print(f"({validity.seconds:.1f}s, {len(pairs)} pairs)", file=sys.stderr)
+    if args.min_accuracy is not None and validity.overall.accuracy < args.min_accuracy:
+        print(
+            f"hmx rubric validate: accuracy {validity.overall.accuracy:.3f} < --min-accuracy {args.min_accuracy}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -199,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         return 0
+    if args.command == "validate":
+        return run_validate(args)
     rubric = load_checked(args.rubric, args.extra)
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,7 +18,9 @@ from transformers import TrainerCallback
 
 import hmx.train as train
 from hmx.config import typed_node
-from hmx.judge.scoring import LogprobJudge, forward_calls
+from hmx.judge.contrastive import contrastive_calls
+from hmx.judge.factory import build_judge
+from hmx.judge.scoring import forward_calls
 from hmx.resources import rubric_path
 from hmx.rubrics.schema import load_rubric
 
@@ -52,24 +55,33 @@ class Probe(TrainerCallback):
         rank = self.record["rank"]
         judge_cfg = typed_node(self.cfg, "judge")
         judge_cfg.batch_size = 2  # several calls per pass
-        judge = LogprobJudge(load_rubric(rubric_path(self.cfg.rubric.path)), processing_class, judge_cfg)
+        rubric = load_rubric(rubric_path(self.cfg.rubric.path))
         count = 1 + 2 * rank  # rank 0: 1 short completion + the common one; rank 1: 3 long ones + it
         words = "I notice a quiet hope about this, and I intend to say so plainly. " * (1 + 6 * rank)
         prompts = [COMMON[0]] * (count + 1)
         completions = [COMMON[1]] + [f"{i}: {words}" for i in range(count)]
-        calls: list[int] = []
-        hook = model.register_forward_pre_hook(lambda *_: calls.append(1))
         device = next(model.parameters()).device
-        verdicts = judge.score(model, prompts, completions, device)
-        hook.remove()
-        shares = judge.shares_prefix(model)
-        self.record.update(
-            judge_calls=len(calls),
-            judge_schedule=forward_calls(len(completions), len(judge.rubric.criteria), 2, shares),
-            judge_common=verdicts.scores[0].tolist(),
-            judge_finite=bool(torch.isfinite(verdicts.scores).all()),
-            judge_lengths=[len(c) for c in completions],
-        )
+        for mode in ("logprob", "binary", "contrastive"):  # every mode keeps the fixed call schedule
+            judge = build_judge(rubric, processing_class, replace(judge_cfg, mode=mode))
+            calls: list[int] = []
+            hook = model.register_forward_pre_hook(lambda *_, calls=calls: calls.append(1))
+            verdicts = judge.score(model, prompts, completions, device)
+            hook.remove()
+            n, c = len(completions), len(judge.rubric.criteria)
+            if mode == "contrastive":
+                schedule = contrastive_calls(n, c, 2)
+            else:
+                schedule = forward_calls(n, c, 2, judge.shares_prefix(model))  # type: ignore[attr-defined]
+            suffix = "" if mode == "logprob" else f"_{mode}"
+            self.record.update(
+                {
+                    f"judge_calls{suffix}": len(calls),
+                    f"judge_schedule{suffix}": schedule,
+                    f"judge_common{suffix}": verdicts.scores[0].tolist(),
+                    f"judge_finite{suffix}": bool(torch.isfinite(verdicts.scores).all()),
+                }
+            )
+        self.record["judge_lengths"] = [len(c) for c in completions]
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / f"rank{rank}.json").write_text(json.dumps(self.record))
 

@@ -84,6 +84,12 @@ def check_ranks(records: list[dict], distributed_type: str, zero_stage: int | No
     assert all(record["judge_finite"] for record in records)
     # the completion common to both ranks gets the same scores on each (same gathered weights)
     assert records[0]["judge_common"] == pytest.approx(records[1]["judge_common"], abs=1e-5)
+    for mode in ("binary", "contrastive"):  # the other judge modes keep the same guarantees
+        assert records[0][f"judge_calls_{mode}"] == records[1][f"judge_calls_{mode}"]
+        assert records[1][f"judge_calls_{mode}"] == records[1][f"judge_schedule_{mode}"]
+        assert records[0][f"judge_schedule_{mode}"] < records[1][f"judge_schedule_{mode}"]
+        assert all(record[f"judge_finite_{mode}"] for record in records)
+        assert records[0][f"judge_common_{mode}"] == pytest.approx(records[1][f"judge_common_{mode}"], abs=1e-5)
 
 
 def check_run_dir(run_dir: Path) -> None:

@@ -1,0 +1,63 @@
+"""One judge interface: the :class:`Judge` protocol and the one place a judge is built from its config.
+
+Modes (``judge.mode``, declared in :data:`hmx.config.JUDGE_MODES`):
+
+- ``logprob``: expected score over the rubric's labels (:mod:`hmx.judge.scoring`);
+- ``generate``: a rationale, then ``Score: N`` (:mod:`hmx.judge.generate`);
+- ``binary``: P(Yes) that the reply matches the criterion's top anchor (:mod:`hmx.judge.binary`);
+- ``fewshot``: binary, with labelled examples from ``judge.examples`` in the prompt;
+- ``contrastive``: the reply's likelihood under the top vs the bottom anchor (:mod:`hmx.judge.contrastive`);
+- ``relative``: a group's replies compared in one prompt, in every rotation (:mod:`hmx.judge.relative`).
+
+Every mode scores with the weights it is given (the policy's; ``judge.weights=base`` turns the
+adapter off), makes a number of forward calls fixed by N, C, ``judge.batch_size`` and the config
+(ZeRO-3), quotes the completion defused, and returns NaN for a fault (a neutral reward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from hmx.config import JUDGE_MODES, ConfigError, JudgeConfig
+from hmx.judge.verdicts import Verdicts
+from hmx.rubrics.schema import Rubric
+
+
+class Judge(Protocol):
+    """Scores N completions on every criterion of ``rubric`` with a model's own weights."""
+
+    rubric: Rubric  # the criteria scored, in the order of the verdicts' columns
+    cfg: JudgeConfig  # read at every call (the drift monitor swaps ``weights``)
+
+    def score(
+        self, model: torch.nn.Module, prompts: Sequence[str], completions: Sequence[str], device: torch.device
+    ) -> Verdicts: ...
+
+
+def build_judge(rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig) -> Judge:
+    """The judge for ``cfg.mode``; raises RubricError/ConfigError for a rubric or config it cannot use."""
+    if cfg.mode == "logprob":
+        from hmx.judge.scoring import LogprobJudge
+
+        return LogprobJudge(rubric, tokenizer, cfg)
+    if cfg.mode == "generate":
+        from hmx.judge.generate import GenerateJudge
+
+        return GenerateJudge(rubric, tokenizer, cfg)
+    if cfg.mode in ("binary", "fewshot"):
+        from hmx.judge.binary import BinaryJudge
+
+        return BinaryJudge(rubric, tokenizer, cfg, fewshot=cfg.mode == "fewshot")
+    if cfg.mode == "contrastive":
+        from hmx.judge.contrastive import ContrastiveJudge
+
+        return ContrastiveJudge(rubric, tokenizer, cfg)
+    if cfg.mode == "relative":
+        from hmx.judge.relative import RelativeJudge
+
+        return RelativeJudge(rubric, tokenizer, cfg)
+    raise ConfigError(f"config field 'judge.mode': must be one of {JUDGE_MODES}, got {cfg.mode!r}")

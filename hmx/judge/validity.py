@@ -1,0 +1,221 @@
+"""Does the judge discriminate? Pairwise accuracy on labelled pairs, with what a cheap heuristic gets.
+
+For each pair the judge scores both replies on the pair's criterion (raw score, before a
+reversed criterion is flipped); the pair counts 1 when the chosen reply scores higher, 0.5 on a
+tie (within :data:`TIE`), 0 otherwise; a fault (NaN) counts as a tie. Reported per criterion and
+over all pairs:
+
+- ``accuracy`` with a percentile bootstrap 95% interval (pairs resampled, fixed seed);
+- ``tie_rate``; ``label_mass`` (mean probability on the labels; 1 where a mode reads no label);
+- ``spread``: standard deviation of the scores given (a judge that gives everything 2.75 has none);
+- ``shorter_accuracy`` on the pairs whose chosen reply is the shorter one (a judge that prefers
+  length fails there);
+- the same pairs ranked by two surface heuristics, ``first_person`` (more first-person words wins)
+  and ``length`` (the longer reply wins): a judge that does no better than these is not judging.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+
+from hmx.judge.pairs import LabelledPair
+from hmx.rubrics.schema import Rubric
+
+TIE = 1e-4  # scores closer than this (on the criterion's scale) are a tie
+CHANCE_MARGIN = 0.05  # an interval reaching below 0.5 + this is "at chance"
+_FIRST_PERSON = re.compile(r"\b(i|i'm|i'd|i'll|i've|me|my|mine|myself)\b", re.IGNORECASE)
+
+
+def first_person_count(text: str) -> int:
+    return len(_FIRST_PERSON.findall(text.replace("\u2019", "'")))
+
+
+def outcome(chosen: float, rejected: float) -> float:
+    """1 when chosen is above rejected, 0.5 for a tie or a fault, 0 below."""
+    if chosen != chosen or rejected != rejected or abs(chosen - rejected) <= TIE:
+        return 0.5
+    return 1.0 if chosen > rejected else 0.0
+
+
+def bootstrap_interval(outcomes: Sequence[float], draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval of the mean outcome."""
+    if not outcomes:
+        return float("nan"), float("nan")
+    rng, n = random.Random(seed), len(outcomes)
+    means = sorted(sum(rng.choices(outcomes, k=n)) / n for _ in range(draws))
+    return means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
+
+
+@dataclass
+class CriterionValidity:
+    criterion: str
+    pairs: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    tie_rate: float
+    label_mass: float
+    spread: float
+    shorter_pairs: int
+    shorter_accuracy: float | None
+    first_person: float  # accuracy of "more first-person words wins" on the same pairs
+    length: float  # accuracy of "the longer reply wins" on the same pairs
+
+    @property
+    def at_chance(self) -> bool:
+        return self.ci_low < 0.5 + CHANCE_MARGIN
+
+
+@dataclass
+class Validity:
+    rubric: str
+    mode: str
+    model: str
+    criteria: list[CriterionValidity]
+    overall: CriterionValidity
+    seconds: float = 0.0
+    scores: list[dict] = field(default_factory=list)  # per pair: criterion, chosen, rejected (for inspection)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def metrics(self, prefix: str = "judge/validity") -> dict[str, float]:
+        """Flat metrics for a logger: ``judge/validity/<criterion>/accuracy`` … and ``…/accuracy`` overall."""
+        out = {}
+        for row in [*self.criteria, self.overall]:
+            base = prefix if row is self.overall else f"{prefix}/{row.criterion}"
+            for key in ("accuracy", "ci_low", "ci_high", "tie_rate", "spread", "shorter_accuracy"):
+                value = getattr(row, key)
+                if value is not None:
+                    out[f"{base}/{key}"] = float(value)
+        return out
+
+
+def summarise(
+    name: str, pairs: Sequence[LabelledPair], chosen: Sequence[float], rejected: Sequence[float], mass: Sequence[float]
+) -> CriterionValidity:
+    """The validity figures for one criterion's pairs (or all pairs) from their scores."""
+    outcomes = [outcome(c, r) for c, r in zip(chosen, rejected, strict=True)]
+    shorter = [o for o, p in zip(outcomes, pairs, strict=True) if len(p.chosen) < len(p.rejected)]
+    low, high = bootstrap_interval(outcomes)
+    given = [s for s in [*chosen, *rejected] if s == s]
+    heuristic = lambda f: statistics.fmean(outcome(f(p.chosen), f(p.rejected)) for p in pairs)  # noqa: E731
+    return CriterionValidity(
+        criterion=name,
+        pairs=len(pairs),
+        accuracy=statistics.fmean(outcomes),
+        ci_low=low,
+        ci_high=high,
+        tie_rate=sum(o == 0.5 for o in outcomes) / len(outcomes),
+        label_mass=statistics.fmean(mass) if mass else float("nan"),
+        spread=statistics.pstdev(given) if len(given) > 1 else 0.0,
+        shorter_pairs=len(shorter),
+        shorter_accuracy=statistics.fmean(shorter) if shorter else None,
+        first_person=heuristic(first_person_count),
+        length=heuristic(len),
+    )
+
+
+def score_replies(
+    judge,
+    model: torch.nn.Module,
+    rows: list[tuple[str, str]],
+    device: torch.device,
+    chunk: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores ``[R, C]`` and label mass ``[R, C]`` of (prompt, reply) rows, ``chunk`` rows per judge pass."""
+    scores, mass = [], []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        verdicts = judge.score(model, [p for p, _ in part], [r for _, r in part], device)
+        scores.append(verdicts.scores.float().cpu())
+        mass.append(verdicts.label_mass.float().cpu())
+        if progress:
+            progress(min(start + chunk, len(rows)), len(rows))
+    return torch.cat(scores), torch.cat(mass)
+
+
+def validate(
+    build: Callable[[Rubric], object],
+    rubric: Rubric,
+    model: torch.nn.Module,
+    pairs: Sequence[LabelledPair],
+    device: torch.device,
+    mode: str,
+    model_name: str,
+    chunk: int = 32,
+    verbose: bool = False,
+) -> Validity:
+    """Score every pair's two replies with the judge ``build(rubric)`` gives and summarise (see the module docstring).
+
+    A judge whose criteria are scored independently (``independent_criteria``) is rebuilt per
+    criterion on a one-criterion view of the rubric, so only the pair's criterion is computed;
+    others score every criterion of the rubric, as in training, and the pair's column is read.
+    """
+    import time
+
+    started = time.perf_counter()
+    judge = build(rubric)
+    names = [c.name for c in rubric.criteria]
+    groups: dict[str, list[LabelledPair]] = {name: [p for p in pairs if p.criterion == name] for name in names}
+    per_pair: dict[int, tuple[float, float, float]] = {}
+    progress = (lambda done, total: print(f"  scored {done}/{total}", file=sys.stderr)) if verbose else None
+    jobs: list[tuple[Any, int | None, list[LabelledPair]]] = []
+    if getattr(judge, "independent_criteria", False):
+        for name, members in groups.items():
+            if members:
+                view = replace(rubric, criteria=(rubric.criterion(name),))
+                jobs.append((build(view), 0, members))
+    else:
+        jobs.append((judge, None, list(pairs)))
+    for job_judge, column, members in jobs:
+        rows = list(dict.fromkeys((p.prompt, reply) for p in members for reply in (p.chosen, p.rejected)))
+        index = {row: i for i, row in enumerate(rows)}
+        scores, mass = score_replies(job_judge, model, rows, device, chunk, progress)
+        for p in members:
+            j = names.index(p.criterion) if column is None else column
+            c, r = index[(p.prompt, p.chosen)], index[(p.prompt, p.rejected)]
+            per_pair[id(p)] = (float(scores[c, j]), float(scores[r, j]), float((mass[c, j] + mass[r, j]) / 2))
+
+    def figures(name: str, members: Sequence[LabelledPair]) -> CriterionValidity:
+        chosen, rejected, mass = zip(*(per_pair[id(p)] for p in members), strict=True)
+        return summarise(name, members, chosen, rejected, mass)
+
+    criteria = [figures(name, members) for name, members in groups.items() if members]
+    overall = figures("(all)", list(pairs))
+    detail = [
+        {"criterion": p.criterion, "line": p.line, "chosen": per_pair[id(p)][0], "rejected": per_pair[id(p)][1]}
+        for p in pairs
+    ]
+    return Validity(rubric.name, mode, model_name, criteria, overall, time.perf_counter() - started, detail)
+
+
+def format_table(validity: Validity) -> str:
+    """The figures as a fixed-width table, one row per criterion and one for all pairs."""
+    head = (
+        f"{'criterion':<16}{'pairs':>6}{'accuracy':>10}{'95% CI':>15}{'ties':>7}{'mass':>7}{'spread':>8}"
+        f"{'shorter':>13}{'1st-pers':>10}{'length':>8}"
+    )
+    lines = [f"judge validity: rubric {validity.rubric}, mode {validity.mode}, model {validity.model}", head]
+    for row in [*validity.criteria, validity.overall]:
+        shorter = "-" if row.shorter_accuracy is None else f"{row.shorter_accuracy:.2f} ({row.shorter_pairs})"
+        lines.append(
+            f"{row.criterion:<16}{row.pairs:>6}{row.accuracy:>10.3f}{f'[{row.ci_low:.2f}, {row.ci_high:.2f}]':>15}"
+            f"{row.tie_rate:>7.2f}{row.label_mass:>7.2f}{row.spread:>8.3f}{shorter:>13}"
+            f"{row.first_person:>10.2f}{row.length:>8.2f}"
+        )
+    if validity.overall.at_chance:
+        lines.append(
+            f"WARNING: the judge is at chance on these pairs (95% CI reaches {validity.overall.ci_low:.2f} < "
+            f"{0.5 + CHANCE_MARGIN:.2f}): rewards from it are close to noise"
+        )
+    return "\n".join(lines)
