@@ -16,6 +16,20 @@ CRITERIA = ("feelings", "intentions", "self_awareness")
 WINDOW = 10
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The learning curves of this module on one intra-op thread, whatever earlier tests set.
+
+    The tiny model's reductions sum in a thread-dependent order; a last-bit difference flips a sampled
+    token and the run takes another path (seen: at fef86da the forward run passed on one thread and
+    gained 0.95 < 1.0 on two), so the threshold is checked on a fixed arithmetic, not on the thread count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class ParameterWatch(TrainerCallback):
     """Snapshots parameters when training starts and counts which moved when it ends."""
 
