@@ -1,31 +1,33 @@
-"""GPU profile of one GRPO step's phases, for realistic shapes with random weights (no download).
+"""GPU profile of a GRPO step, sized for a short GPU loan: every figure is written the moment it is measured.
 
-python -m benchmarks.gpu_profile                                   # Qwen3-0.6B and Qwen3-4B shapes, bf16, CUDA
+python -m benchmarks.gpu_profile                                   # Qwen3-0.6B and 4B shapes, bf16, CUDA (≤ 5 min)
 python -m benchmarks.gpu_profile --shapes toy --device cpu --quick  # seconds on CPU (what the tests run)
 
-For each shape (built from config, random bf16 weights, LoRA r=16 on all linear layers as in
-``conf/peft/lora.yaml``) it measures tokens per second of: policy generation (``generate``,
-``--completion-tokens`` new tokens per completion); judging with the logprob judge (one packed
-forward per completion, all criteria) and with the generate judge (a ``--rationale-tokens``
-budget), both hmx's own classes; and the update (forward + backward + AdamW on the adapter
-over prompt + completion). It records the peak GPU memory of each phase and the model FLOP
-utilisation of the update against a bf16 matmul peak measured in the same run.
+For each shape (built from config, random weights, LoRA r=16 on all linear layers as in
+``conf/peft/lora.yaml``; text from hmx's tiny tokenizer, so figures are per token) it measures,
+in this order (``benchmarks/gpu_phases.py``): the logprob judge with fixed row counts and with
+token budgets (``judge.max_batch_tokens``, the device-sized default included); the update
+(forward + backward + AdamW on the adapter) per micro-batch size, with activation checkpointing
+and with Liger's kernels, as model FLOP utilisation against a bf16 matmul peak measured in the
+same run; generation with ``generate``; the generate judge. Then the **real training step** of
+the first shape: ``hmx train`` (``trainer=gpu_lora``, forced completion length) in a fresh
+process per variant, self-judge vs a zero-cost reward, then with Liger and with transformers'
+continuous batching; last, continuous batching in this process (a device-side assert there ends
+the process, after everything else is on disk).
 
-Update FLOPs: ``4 * P_linear`` per token (forward ``2P``; backward computes activation
-gradients, ``2P``; the frozen base weights get no weight gradient, the adapter's are
-negligible) plus the attention scores (``4 * layers * heads * head_dim * seq`` per token
-forward, twice that backward). Text is tokenized with hmx's tiny tokenizer (random
-completions of a fixed token length), so figures are per token, not per word.
+``--budget-s`` (default 280) bounds the run: a phase that would start past it is recorded as
+skipped. ``<out>/gpu_profile.json`` and ``gpu_profile.md`` are rewritten after every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,46 +36,57 @@ import yaml
 from peft import get_peft_model
 from transformers import AutoTokenizer, Qwen3ForCausalLM
 
-from benchmarks.shapes import shape_config
+from benchmarks import gpu_phases as phases
+from benchmarks.shapes import build_shape, shape_config
 from benchmarks.workloads import judge_inputs
-from hmx.config import JudgeConfig, TinyModelConfig
-from hmx.judge.generate import GenerateJudge
+from hmx.config import TinyModelConfig
 from hmx.judge.prompts import chat_text
-from hmx.judge.scoring import LogprobJudge
 from hmx.models import lora_config
 from hmx.resources import CONF_DIR, RUBRICS_DIR
 from hmx.rubrics.schema import load_rubric
 from hmx.tiny import build_tiny
 
 ROOT = Path(__file__).resolve().parent.parent
+TRAIN_VARIANTS = {  # name: (reward, extra hmx train overrides)
+    "constant": ("constant", []),  # a zero-cost reward: same reward functions, no forward pass
+    "self": ("self", []),  # the self-judge
+    "self_liger": ("self", ["+trainer.use_liger_kernel=true"]),
+    "self_cb": ("self", ["+generation.use_transformers_continuous_batching=true"]),
+}
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+class Report:
+    """The profile's JSON and markdown, rewritten after every figure."""
 
+    def __init__(self, out: Path, head: dict[str, Any], budget_s: float):
+        self.out, self.data, self.started, self.budget_s = (
+            out,
+            {**head, "shapes": {}, "skipped": []},
+            time.time(),
+            budget_s,
+        )
+        out.mkdir(parents=True, exist_ok=True)
 
-def timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
-    """Median seconds of ``fn`` after one warm-up call."""
-    fn()
-    seconds = []
-    for _ in range(repeats):
-        synchronize(device)
-        started = time.perf_counter()
-        fn()
-        synchronize(device)
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
+    def left(self) -> float:
+        return self.budget_s - (time.time() - self.started)
 
+    def due(self, what: str) -> bool:
+        """Whether ``what`` may start; past the budget it is recorded as skipped."""
+        if self.left() > 0:
+            return True
+        self.data["skipped"].append(what)
+        self.save()
+        return False
 
-def peak_gb(device: torch.device) -> float | None:
-    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    def record(self, shape: str, phase: str, variant: str, figures: dict[str, Any]) -> None:
+        self.data["shapes"].setdefault(shape, {}).setdefault(phase, {})[variant] = figures
+        print(f"gpu_profile: {shape} {phase} [{variant}] {json.dumps(figures)}", file=sys.stderr, flush=True)
+        self.save()
 
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+    def save(self) -> None:
+        self.data["elapsed_s"] = round(time.time() - self.started, 1)
+        (self.out / "gpu_profile.json").write_text(json.dumps(self.data, indent=1), encoding="utf-8")
+        (self.out / "gpu_profile.md").write_text(markdown(self.data) + "\n", encoding="utf-8")
 
 
 def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, size: int, repeats: int) -> float:
@@ -86,108 +99,197 @@ def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, size: int, repe
         for _ in range(calls):
             torch.mm(a, b)
 
-    return 2 * size**3 * calls / timed(run, device, repeats) / 1e12
+    return 2 * size**3 * calls / phases.timed(run, device, repeats) / 1e12
 
 
-def linear_params(model: torch.nn.Module) -> int:
-    """Parameters of the base model's matmuls (every ``nn.Linear``, the tied LM head included)."""
-    return sum(m.weight.numel() for m in model.modules() if type(m) is torch.nn.Linear)
-
-
-def update_flops(config: Any, params: int, tokens: int, seq: int) -> float:
-    attention = 4 * config.num_hidden_layers * config.num_attention_heads * config.head_dim * seq
-    return tokens * (4 * params + 3 * attention)
-
-
-def profile_shape(name: str, args: argparse.Namespace, device: torch.device, peak_tflops: float) -> dict[str, Any]:
-    dtype = getattr(torch, args.dtype)
-    tiny = build_tiny(TinyModelConfig(), args.cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
-    config = shape_config(name, tiny)
-    reset_peak(device)
+def profile_shape(name: str, args: argparse.Namespace, device: torch.device, report: Report) -> list[list[int]]:
+    """The in-process phases of one shape; returns the prompts' token ids (for continuous batching)."""
+    record = lambda phase, variant, figures: report.record(name, phase, variant, figures)  # noqa: E731
+    tokenizer = AutoTokenizer.from_pretrained(build_tiny(TinyModelConfig(), args.cache_dir))
+    config = shape_config(name, Path(tokenizer.name_or_path))
     with torch.device(device):
         torch.manual_seed(0)
-        base = Qwen3ForCausalLM(config).to(dtype)
-    base.generation_config.eos_token_id = config.eos_token_id
-    base.generation_config.pad_token_id = config.pad_token_id
-    params = linear_params(base)  # before the adapter wraps the layers
+        base = Qwen3ForCausalLM(config).to(getattr(torch, args.dtype))
+    params = phases.linear_params(base)  # before the adapter wraps the layers
     lora = yaml.safe_load((CONF_DIR / "peft" / "lora.yaml").read_text(encoding="utf-8"))
-    model: Any = get_peft_model(base, lora_config(lora))
-    model.eval()
-    result: dict[str, Any] = {"shape": name, "dtype": args.dtype, "linear_params": params}
-    result["weights_gb"] = peak_gb(device)
+    model: Any = get_peft_model(base, lora_config(lora)).eval()
+    record("model", "built", {"linear_params": params, "weights_gb": phases.peak_gb(device)})
 
-    n, new = args.completions, args.completion_tokens
     rubric = load_rubric(RUBRICS_DIR / "hmx_feel.yaml")
-    prompts, completions = judge_inputs(tokenizer, n, new)
-    prompt_texts = [chat_text(tokenizer, p, "") for p in prompts]
-    batch = tokenizer(prompt_texts, padding=True, padding_side="left", return_tensors="pt").to(device)
+    prompts, completions = judge_inputs(tokenizer, args.completions, args.completion_tokens)
+    texts = [chat_text(tokenizer, p, "") for p in prompts]
+    batch = tokenizer(texts, padding=True, padding_side="left", return_tensors="pt").to(device)
+    if report.due(f"{name} judge_logprob"):
+        phases.judge_phase(model, rubric, tokenizer, prompts, completions, args, device, record)
+    sequences = None
+    if report.due(f"{name} generation"):
+        sequences = phases.generation_phase(model, batch, config.pad_token_id, args, device, record)
+    if sequences is not None and report.due(f"{name} update"):
+        phases.update_phase(
+            model,
+            sequences,
+            batch["input_ids"].shape[1],
+            params,
+            report.data["matmul_peak_tflops"],
+            args,
+            device,
+            record,
+        )
+    if args.generate_judge and report.due(f"{name} judge_generate"):
+        phases.generate_judge_phase(model, rubric, tokenizer, prompts, completions, args, device, record)
+    del model, base, sequences
+    phases.reset_peak(device)
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
-    def generate() -> torch.Tensor:
-        with torch.no_grad():
-            return model.generate(
-                **batch, max_new_tokens=new, min_new_tokens=new, do_sample=True, pad_token_id=config.pad_token_id
-            )
 
-    phases: dict[str, Any] = {}
-    reset_peak(device)
-    seconds = timed(generate, device, args.repeats)
-    phases["generation"] = {"tokens_per_s": n * new / seconds, "peak_gb": peak_gb(device)}
-
-    judge_cfg = JudgeConfig(batch_size=args.judge_batch_size)
-    logprob = LogprobJudge(rubric, tokenizer, judge_cfg)
-    texts = logprob.texts(prompts, completions)
-    judged_tokens = sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
-    rows = n * len(rubric.criteria)
-    reset_peak(device)
-    seconds = timed(lambda: logprob.score(model, prompts, completions, device), device, args.repeats)
-    phases["judge_logprob"] = {
-        "tokens_per_s": judged_tokens / seconds,
-        "rows_per_s": rows / seconds,
-        "peak_gb": peak_gb(device),
+def train_step(name: str, variant: str, args: argparse.Namespace, report: Report) -> None:
+    """``hmx train`` on the shape in a fresh process: median step time after one warm-up step."""
+    judge, extra = TRAIN_VARIANTS[variant]
+    path = build_shape(name, args.cache_dir)
+    tokens = args.step_tokens
+    cuda = args.device == "cuda"
+    overrides = [
+        "model=qwen3-0.6b",  # the preset's loading options; the weights are the shape's
+        f"model.name_or_path={path}",
+        f"model.dtype={args.dtype if cuda else 'float32'}",
+        "trainer=gpu_lora" if cuda else "trainer=default",
+        "generation=hf",
+        "logger=none",
+        f"paths.cache_dir={args.cache_dir}",
+        f"trainer.max_steps={args.steps}",
+        f"trainer.per_device_train_batch_size={args.completions // 2}",
+        "++trainer.gradient_accumulation_steps=1",
+        f"trainer.num_generations={max(2, args.completions // 4)}",
+        f"trainer.max_completion_length={tokens}",
+        f"+trainer.generation_kwargs.min_new_tokens={tokens}",  # equal generation work in every variant
+        "++trainer.logging_steps=1",
+        "++trainer.log_completions=false",
+        "++trainer.save_strategy=no",
+        *extra,
+    ]
+    with tempfile.TemporaryDirectory(prefix="hmx-gpu-step-") as tmp:
+        out = Path(tmp) / "step.json"
+        argv = [
+            "grpo_step",
+            "--judge",
+            judge,
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+            f"paths.runs_dir={tmp}/runs",
+            *overrides,
+        ]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        started = time.time()
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.workloads", *argv], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0 or not out.is_file():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            report.record(name, "train_step", variant, {"error": " | ".join(tail)[-400:]})
+            return
+        result = json.loads(out.read_text())
+    step, judged = result["median_step_s"], result["median_judge_s"]
+    figures = {
+        "median_step_s": step,
+        "median_judge_s": judged,
+        "judge_share": judged / step if step else None,
+        "step_seconds": result["step_seconds"],
+        "completions": args.completions // 2,
+        "completion_tokens": tokens,
+        "process_s": round(time.time() - started, 1),
     }
-    generate_cfg = JudgeConfig(mode="generate", batch_size=args.judge_batch_size, max_rationale_tokens=args.rationale)
-    generator = GenerateJudge(rubric, tokenizer, generate_cfg)
-    generator.generation_kwargs = {"min_new_tokens": generator.max_new_tokens}  # the whole budget, every row
-    reset_peak(device)
-    seconds = timed(lambda: generator.score(model, prompts, completions, device), device, args.repeats)
-    phases["judge_generate"] = {
-        "tokens_per_s": rows * generator.max_new_tokens / seconds,
-        "rows_per_s": rows / seconds,
-        "peak_gb": peak_gb(device),
-    }
+    report.record(name, "train_step", variant, figures)
 
-    sequences = generate()
-    labels = sequences.clone()
-    labels[:, : batch["input_ids"].shape[1]] = -100  # the loss covers the completion, as GRPO's does
-    attention = torch.ones_like(sequences)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-5)
-    model.train()
 
-    def update() -> None:  # micro-batches of --update-batch sequences, one optimizer step
-        for start in range(0, len(sequences), args.update_batch):
-            part = slice(start, start + args.update_batch)
-            out = model(input_ids=sequences[part], attention_mask=attention[part], labels=labels[part], use_cache=False)
-            out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+def markdown(data: dict[str, Any]) -> str:
+    """One table per phase: variant rows, the phase's headline figures."""
+    num = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    lines = [
+        f"Device: {data['device']}; {data['dtype']} matmul peak measured "
+        f"{num(data.get('matmul_peak_tflops'), '.3g')} TFLOP/s.",
+        "",
+    ]
+    for shape, by_phase in data["shapes"].items():
+        lines += [
+            f"**{shape}** ({num(by_phase.get('model', {}).get('built', {}).get('linear_params'), ',')} "
+            "linear parameters)",
+            "",
+        ]
+        lines += ["| phase | variant | tok/s | other | peak GiB |", "|---|---|---|---|---|"]
+        for phase, variants in by_phase.items():
+            if phase == "model":
+                continue
+            for variant, f in variants.items():
+                if "error" in f:
+                    other, rate = f"failed: {f['error'][:120]}", "-"
+                elif phase == "train_step":
+                    rate = "-"
+                    other = f"step {f['median_step_s']:.2f} s, judge {f['median_judge_s']:.2f} s"
+                else:
+                    rate = num(f.get("tokens_per_s"), ",.0f")
+                    other = ", ".join(
+                        f"{k} {num(f[k], '.1%' if k == 'mfu' else '.3g')}"
+                        for k in ("mfu", "forward_calls", "ms_per_decode_step")
+                        if f.get(k) is not None
+                    )
+                lines.append(f"| {phase} | {variant} | {rate} | {other} | {num(f.get('peak_gb'), '.1f')} |")
+        lines.append("")
+    steps = {v: f for by in data["shapes"].values() for v, f in by.get("train_step", {}).items() if "error" not in f}
+    if "self" in steps and "constant" in steps:
+        ratio = steps["self"]["median_step_s"] / steps["constant"]["median_step_s"]
+        lines += [f"Training step, self-judge / zero-cost reward: {ratio:.3f}x.", ""]
+    if data["skipped"]:
+        lines += [f"Skipped (time budget): {', '.join(data['skipped'])}.", ""]
+    lines += [f"Elapsed {data.get('elapsed_s', 0):.0f} s. Command: `{data['command']}`"]
+    return "\n".join(lines)
 
-    reset_peak(device)
-    seconds = timed(update, device, args.repeats)
-    tokens = sequences.numel()
-    achieved = update_flops(config, params, tokens, sequences.shape[1]) / seconds / 1e12
-    phases["update"] = {
-        "tokens_per_s": tokens / seconds,
-        "tflops": achieved,
-        "mfu": achieved / peak_tflops,
-        "peak_gb": peak_gb(device),
-    }
-    result["phases"] = phases
-    result["logprob_over_generate"] = phases["judge_logprob"]["rows_per_s"] / phases["judge_generate"]["rows_per_s"]
-    result["settings"] = {"completions": n, "completion_tokens": new, "prompt_tokens": batch["input_ids"].shape[1]}
-    reset_peak(device)
-    return result
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu_profile", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    ints = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731
+    parser.add_argument("--shapes", default="qwen3-0.6b,qwen3-4b", help="comma-separated: qwen3-0.6b, qwen3-4b, toy")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--quick", action="store_true", help="few completions and tokens, one repeat")
+    parser.add_argument("--budget-s", type=float, default=280, help="no phase starts after this many seconds")
+    parser.add_argument("--completions", type=int, default=32)
+    parser.add_argument("--completion-tokens", type=int, default=128)
+    parser.add_argument("--judge-budgets", type=ints, default=[16384, 65536], help="judge.max_batch_tokens to try")
+    parser.add_argument("--update-micro", type=ints, default=[8, 32], help="update micro-batch sizes (sequences)")
+    parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--liger", action=argparse.BooleanOptionalAction, default=True, help="needs liger-kernel")
+    parser.add_argument("--generate-judge", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--rationale", type=int, default=64, help="the generate judge's rationale budget")
+    parser.add_argument("--judge-batch-size", type=int, default=48, help="the generate judge's rows per call")
+    parser.add_argument(
+        "--train",
+        default=",".join(TRAIN_VARIANTS),
+        help=f"training-step variants of {list(TRAIN_VARIANTS)}; '' for none",
+    )
+    parser.add_argument("--steps", type=int, default=3, help="training steps per variant (the first is warm-up)")
+    parser.add_argument("--step-tokens", type=int, default=128, help="forced completion length in the training step")
+    parser.add_argument("--continuous-batching", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--matmul-size", type=int, default=8192)
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "gpu_profile")
+    parser.add_argument("--cache-dir", default="~/.cache/hmx")
+    args = parser.parse_args(argv)
+    args.cache_dir = str(Path(args.cache_dir).expanduser())
+    args.train = [v.strip() for v in args.train.split(",") if v.strip()]
+    unknown = sorted(set(args.train) - set(TRAIN_VARIANTS))
+    if unknown:
+        parser.error(f"--train: unknown variant(s) {unknown}; choose from {sorted(TRAIN_VARIANTS)}")
+    if args.quick:
+        args.completions, args.completion_tokens, args.step_tokens, args.rationale = 4, 8, 4, 4
+        args.repeats, args.matmul_size, args.judge_batch_size, args.steps = 1, 256, 6, 2
+        args.judge_budgets, args.update_micro = [512], [2, 8]
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here; use --device cpu (with --shapes toy) to test the script")
+    return args
 
 
 def device_name(device: torch.device) -> str:
@@ -198,70 +300,39 @@ def device_name(device: torch.device) -> str:
     return f"CPU: {machine()['cpu']} ({machine()['cores']} cores)"
 
 
-def markdown(report: dict[str, Any]) -> str:
-    gb = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    lines = [
-        f"Device: {report['device']}; bf16 matmul peak measured {report['matmul_peak_tflops']:.3g} TFLOP/s "
-        f"({report['dtype']}).",
-        "",
-        "| shape | generation tok/s | logprob judge tok/s | generate judge tok/s | logprob/generate (rows/s) "
-        "| update tok/s | update MFU | peak GiB gen / judge / update |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in report["shapes"]:
-        p = r["phases"]
-        lines.append(
-            f"| {r['shape']} | {p['generation']['tokens_per_s']:.0f} | {p['judge_logprob']['tokens_per_s']:.0f} "
-            f"| {p['judge_generate']['tokens_per_s']:.0f} | {r['logprob_over_generate']:.1f}x "
-            f"| {p['update']['tokens_per_s']:.0f} | {p['update']['mfu']:.1%} "
-            f"| {gb(p['generation']['peak_gb'])} / {gb(p['judge_logprob']['peak_gb'])} / {gb(p['update']['peak_gb'])} |"
-        )
-    lines += ["", f"Command: `{report['command']}`"]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.gpu_profile", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--shapes", default="qwen3-0.6b,qwen3-4b", help="comma-separated: qwen3-0.6b, qwen3-4b, toy")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    parser.add_argument("--quick", action="store_true", help="few completions and tokens, one repeat")
-    parser.add_argument("--completions", type=int, default=32)
-    parser.add_argument("--completion-tokens", type=int, default=256)
-    parser.add_argument("--rationale", type=int, default=64, help="the generate judge's rationale budget")
-    parser.add_argument("--judge-batch-size", type=int, default=48)
-    parser.add_argument("--update-batch", type=int, default=8, help="sequences per forward/backward in the update")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--matmul-size", type=int, default=8192)
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "gpu_profile")
-    parser.add_argument("--cache-dir", default="~/.cache/hmx")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.completions, args.completion_tokens, args.rationale = 2, 8, 8
-        args.repeats, args.matmul_size, args.judge_batch_size = 1, 256, 6
+    args = parse(argv)
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device here; use --device cpu (with --shapes toy) to test the script")
     shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    command = "python -m benchmarks.gpu_profile " + " ".join(sys.argv[1:] if argv is None else argv)
+    head = {"device": device_name(device), "dtype": args.dtype, "command": command, "torch": torch.__version__}
+    report = Report(args.out, head, args.budget_s)
     torch.manual_seed(0)
-    peak = matmul_peak_tflops(device, getattr(torch, args.dtype), args.matmul_size, args.repeats)
-    report: dict[str, Any] = {
-        "device": device_name(device),
-        "dtype": args.dtype,
-        "matmul_peak_tflops": peak,
-        "command": "python -m benchmarks.gpu_profile " + " ".join(sys.argv[1:] if argv is None else argv),
-        "shapes": [],
-    }
-    for name in shapes:
-        print(f"gpu_profile: {name} …", file=sys.stderr, flush=True)
-        report["shapes"].append(profile_shape(name, args, device, peak))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_profile.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    table = markdown(report)
-    (args.out / "gpu_profile.md").write_text(table + "\n", encoding="utf-8")
-    print(table)
+    report.data["matmul_peak_tflops"] = matmul_peak_tflops(
+        device, getattr(torch, args.dtype), args.matmul_size, args.repeats
+    )
+    report.save()
+    prompt_ids: list[list[int]] = []
+    for index, name in enumerate(shapes):
+        ids = profile_shape(name, args, device, report)
+        prompt_ids = prompt_ids or ids
+        if index == 0:  # the real step of the first shape, before the larger shapes' phases
+            for variant in args.train[:2]:
+                if report.due(f"{name} train_step [{variant}]"):
+                    train_step(name, variant, args, report)
+    for variant in args.train[2:]:
+        if report.due(f"{shapes[0]} train_step [{variant}]"):
+            train_step(shapes[0], variant, args, report)
+    if args.continuous_batching and shapes and report.due(f"{shapes[0]} generation [continuous_batching]"):
+        config = shape_config(shapes[0], build_tiny(TinyModelConfig(), args.cache_dir))
+        with torch.device(device):
+            base = Qwen3ForCausalLM(config).to(getattr(torch, args.dtype))
+        lora = yaml.safe_load((CONF_DIR / "peft" / "lora.yaml").read_text(encoding="utf-8"))
+        model = get_peft_model(base, lora_config(lora)).eval()
+        record = lambda phase, variant, figures: report.record(shapes[0], phase, variant, figures)  # noqa: E731
+        phases.continuous_batching_phase(model, prompt_ids, config.pad_token_id, args, device, record)
+    report.save()
+    print(markdown(report.data))
     return 0
 
 

@@ -81,6 +81,7 @@ class JudgeConfig:
     mode: str = "logprob"  # one of JUDGE_MODES; docs/rubrics.md compares them
     weights: str = "policy"  # policy: adapter on (self-rewarding) | base: adapter off (frozen judge)
     batch_size: int = 16  # fixed micro-batch: every rank makes the same number of forward calls
+    max_batch_tokens: int | None = None  # logprob mode: padded tokens per call (0: batch_size rows; None: by device)
     prefix_cache: bool = True  # logprob mode: encode the rubric prefix once per pass, keep its KV cache
     prefill: str = "Score: "
     max_prompt_chars: int = 2000
@@ -145,6 +146,7 @@ CHOICES = {
 
 MINIMUM = {  # integer fields with a floor (checked at start-up, before any run directory exists)
     ("judge", "batch_size"): 1,
+    ("judge", "max_batch_tokens"): 0,
     ("judge", "max_prompt_chars"): 1,
     ("judge", "max_completion_chars"): 1,
     ("judge", "max_rationale_tokens"): 1,
@@ -174,7 +176,7 @@ def typed_node(cfg: DictConfig, name: str) -> Any:
         if group == name and getattr(node, key) not in allowed:
             raise ConfigError(f"config field '{name}.{key}': must be one of {allowed}, got {getattr(node, key)!r}")
     for (group, key), floor in MINIMUM.items():
-        if group == name and getattr(node, key) < floor:
+        if group == name and getattr(node, key) is not None and getattr(node, key) < floor:
             raise ConfigError(f"config field '{name}.{key}': must be >= {floor}, got {getattr(node, key)}")
     return node
 

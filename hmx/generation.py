@@ -1,5 +1,10 @@
 """Generation backends, checked at start-up: transformers ``generate`` or vLLM (colocate / server).
 
+``generation=auto`` (the default) picks the fastest backend this machine has, once, before
+anything is written (:func:`resolve_generation`): vLLM colocate on a GPU where vLLM is installed;
+else, on a GPU, :data:`GPU_FALLBACK` (chosen by measurement, docs/performance.md) with a warning
+that names the faster option; else (CPU) transformers ``generate``. Fields set next to
+``backend: auto`` override the chosen preset's.
 ``generation=hf`` (default), ``generation=vllm_colocate`` and ``generation=vllm_server`` are
 deltas over ``trl.GRPOConfig`` (``use_vllm``, ``vllm_mode``, …); TRL imports vLLM only when
 ``use_vllm`` is set, in both modes (server mode syncs weights through vLLM's communicator).
@@ -12,16 +17,48 @@ prompt + completion and the longest judge input must fit the model's own context
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+import yaml
 from transformers import PreTrainedTokenizerBase
 from trl import GRPOConfig
 
 from hmx.config import ConfigError
 from hmx.judge.rewards import message_text
+from hmx.resources import CONF_DIR
 
 INSTALL_HINT = "pip install 'hmx[vllm]'"
+GPU_FALLBACK = "hf"  # conf/generation preset on a GPU without vLLM (measured: docs/performance.md)
+
+
+def auto_backend(cuda: bool, vllm: bool) -> tuple[str, str | None]:
+    """The conf/generation preset ``generation=auto`` takes, and a warning to print (or None)."""
+    if not cuda:
+        return "hf", None
+    if vllm:
+        return "vllm_colocate", None
+    return GPU_FALLBACK, (
+        f"hmx: generation=auto: vLLM is not installed, so this GPU generates with transformers "
+        f"(generation={GPU_FALLBACK}), several times slower than vLLM; for the fast path: {INSTALL_HINT}"
+    )
+
+
+def resolve_generation(delta: dict[str, Any]) -> dict[str, Any]:
+    """The ``generation`` node's ``trl.GRPOConfig`` delta, with ``backend: auto`` replaced by a preset."""
+    delta = dict(delta)
+    backend = delta.pop("backend", None)
+    if backend is None:
+        return delta
+    if backend != "auto":
+        raise ConfigError(f"config field 'generation.backend': must be 'auto' (or absent), got {backend!r}")
+    name, warning = auto_backend(torch.cuda.is_available(), importlib.util.find_spec("vllm") is not None)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    preset = yaml.safe_load((CONF_DIR / "generation" / f"{name}.yaml").read_text(encoding="utf-8")) or {}
+    return {**preset, **delta}
 
 
 def check_vllm(use_vllm: bool, mode: str) -> None:

@@ -23,7 +23,7 @@ from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.data import load_prompts
 from hmx.errors import command_errors
 from hmx.evaluation.probes import SideEffectProbes, probes_config
-from hmx.generation import check_context, check_generation, model_context
+from hmx.generation import check_context, check_generation, model_context, resolve_generation
 from hmx.judge.drift import JudgeDriftMonitor, load_probes
 from hmx.judge.factory import build_judge
 from hmx.judge.generate import GenerateJudge
@@ -40,7 +40,7 @@ from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_pr
 
 def grpo_args(cfg: DictConfig, run_dir: Path, report_to: list[str], reward_weights: list[float]) -> GRPOConfig:
     """``trl.GRPOConfig`` from the ``trainer`` and ``generation`` deltas; TRL owns every other default."""
-    delta = {**plain_dict(cfg, "trainer"), **plain_dict(cfg, "generation")}
+    delta = {**plain_dict(cfg, "trainer"), **resolve_generation(plain_dict(cfg, "generation"))}
     delta.setdefault("use_cpu", not torch.cuda.is_available())  # DeepSpeed on CPU ranks needs it
     try:
         args = GRPOConfig(

@@ -32,11 +32,18 @@ with fewer (fewer completions) pads with one-token calls (:func:`agree_calls`, :
 Attention implementations that cannot take a custom mask (flash-attention kernels) use the
 one-row-per-criterion path instead: ``ceil(N * C / B)`` calls; the choice is made from the
 model's config, the same on every rank.
+
+Token budget (``judge.max_batch_tokens``; by default sized by device on a GPU, off on CPU): the
+units (or rows) are grouped by padded tokens per call instead of ``B`` per call, shortest first,
+so that a GPU gets few large calls. The count then depends on the lengths; it is computed from
+the tokenized rows before the first forward (:meth:`LogprobJudge.planned_calls`) and agreed
+across ranks in the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -58,7 +65,8 @@ from hmx.judge.prefix_cache import (
     static_prefix_cache,
 )
 from hmx.judge.prompts import PROBE, JudgePrompts, chat_text
-from hmx.judge.schedule import agree_calls, forward_calls, pad_calls
+from hmx.judge.schedule import agree_calls, group_calls, pad_calls, token_budget
+from hmx.judge.schedule import forward_calls as forward_calls  # re-exported: the fixed schedule's count
 from hmx.judge.tokens import RowTokenizer
 from hmx.judge.verdicts import Verdicts, judging
 from hmx.rubrics.render import render_judge_message
@@ -103,6 +111,16 @@ def single_token_label_ids(
     return ids
 
 
+@dataclass
+class PackedPlan:
+    """The packed path's work for one judge pass: decided from token rows before any forward call."""
+
+    static: int  # tokens shared by every row, encoded once in their own call (the prefix cache)
+    units: list[PackedUnit]
+    calls: list[list[int]]  # unit indices per forward call
+    prefix_call: bool  # whether the static prefix gets its call
+
+
 class LogprobJudge:
     """Scores completions against every criterion of a rubric with the policy's own weights."""
 
@@ -118,26 +136,43 @@ class LogprobJudge:
         """Judge inputs, completion-major: all criteria of completion i are adjacent."""
         return self.prompts.texts(prompts, completions)
 
-    def last_logits(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> torch.Tensor:
-        """One row per text: next-token logits after each, in fixed-size left-padded micro-batches."""
-        rows, size = self.rows(texts), self.cfg.batch_size
+    def row_calls(self, rows: Sequence[list[int]], budget: int = 0) -> list[list[int]]:
+        """Row indices per forward call of the one-row-per-criterion path (``budget``: tokens per call)."""
+        return group_calls([len(row) for row in rows], self.cfg.batch_size, budget)
+
+    def last_logits(
+        self,
+        model: torch.nn.Module,
+        texts: list[str],
+        device: torch.device,
+        budget: int = 0,
+        rows: Sequence[list[int]] | None = None,
+    ) -> torch.Tensor:
+        """One row per text: next-token logits after each, in left-padded calls (:meth:`row_calls`)."""
+        rows = self.rows(texts) if rows is None else rows
         pad_id = self.tokenizer.pad_token_id or 0
-        out = []
-        for start in range(0, len(rows), size):
-            batch = rows[start : start + size]
+        out = torch.empty(len(rows), 0)
+        for call in self.row_calls(rows, budget):
+            batch = [rows[i] for i in call]
             length = max(len(row) for row in batch)
             input_ids = torch.tensor([[pad_id] * (length - len(row)) + row for row in batch], device=device)
             attention_mask = torch.tensor([[0] * (length - len(row)) + [1] * len(row) for row in batch], device=device)
             positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-            logits = model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=positions,
-                logits_to_keep=1,
-                use_cache=False,
-            ).logits
-            out.append(logits[:, -1, :].float())
-        return torch.cat(out) if out else torch.empty(0)
+            logits = (
+                model(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=positions,
+                    logits_to_keep=1,
+                    use_cache=False,
+                )
+                .logits[:, -1, :]
+                .float()
+            )
+            if out.shape[1] == 0:
+                out = torch.empty(len(rows), logits.shape[-1], device=logits.device)
+            out[call] = logits
+        return out
 
     def packed_units(self, rows: Sequence[list[int]], criteria: int, static: int = 0) -> list[PackedUnit]:
         """Pack each completion's token rows, ``min(C, B)`` criteria per unit, less the ``static`` shared tokens."""
@@ -149,22 +184,35 @@ class LogprobJudge:
                 units.append(drop_static(pack_unit(ids, [rows[i] for i in ids]), static))
         return units
 
-    def packed_last_logits(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> torch.Tensor:
-        """Next-token logits after each text, computed with shared-prefix packing (see the module docstring)."""
+    def packed_plan(self, rows: Sequence[list[int]], budget: int = 0) -> PackedPlan:
+        """The packed path's units and calls, from the token rows alone (before any forward)."""
         criteria = len(self.rubric.criteria)
-        rows = self.rows(texts)
-        static = shared_prefix_length(rows) if self.cfg.prefix_cache else 0
-        cache = static_prefix_cache(model, rows[0][:static], device) if self.cfg.prefix_cache else None
+        static = shared_prefix_length(rows) if self.cfg.prefix_cache and rows else 0
         units = self.packed_units(rows, criteria, static)
         per_call = max(1, self.cfg.batch_size // min(criteria, self.cfg.batch_size))
-        order = sorted(range(len(units)), key=lambda u: len(units[u].tokens))  # less padding; same call count
+        calls = group_calls([len(unit.tokens) for unit in units], per_call, budget)
+        return PackedPlan(static, units, calls, prefix_call=bool(self.cfg.prefix_cache and rows))
+
+    def packed_last_logits(
+        self,
+        model: torch.nn.Module,
+        texts: list[str],
+        device: torch.device,
+        budget: int = 0,
+        rows: Sequence[list[int]] | None = None,
+    ) -> torch.Tensor:
+        """Next-token logits after each text, computed with shared-prefix packing (see the module docstring)."""
+        rows = self.rows(texts) if rows is None else rows
+        plan = self.packed_plan(rows, budget)
+        static, units = plan.static, plan.units
+        cache = static_prefix_cache(model, rows[0][:static], device) if plan.prefix_call else None
         config = getattr(model, "config", None)
         sliding = getattr(config, "sliding_window", None)
         layer_types = set(getattr(config, "layer_types", None) or ())
         dtype = next(model.parameters()).dtype
         out = torch.empty(len(texts), 0)
-        for start in range(0, len(order), per_call):
-            batch = [units[u] for u in order[start : start + per_call]]
+        for call in plan.calls:
+            batch = [units[u] for u in call]
             length = max(len(unit.tokens) for unit in batch)
             pad_id = self.tokenizer.pad_token_id or 0
             input_ids = torch.tensor([[pad_id] * (length - len(u.tokens)) + u.tokens for u in batch])
@@ -199,20 +247,27 @@ class LogprobJudge:
         config = getattr(model, "config", None)
         return getattr(config, "_attn_implementation", "sdpa") in MASKABLE_ATTENTION
 
+    def planned_calls(self, model: torch.nn.Module, rows: Sequence[list[int]], budget: int) -> int:
+        """This rank's forward calls for these token rows (before agreeing with the other ranks)."""
+        if self.shares_prefix(model):
+            plan = self.packed_plan(rows, budget)
+            return int(plan.prefix_call) + len(plan.calls)
+        return len(self.row_calls(rows, budget))
+
     def score(
         self, model: torch.nn.Module, prompts: Sequence[str], completions: Sequence[str], device: torch.device
     ) -> Verdicts:
         n, c = len(completions), len(self.rubric.criteria)
         texts = self.texts(prompts, completions)
-        shares = self.shares_prefix(model)
+        rows, budget = self.rows(texts), token_budget(self.cfg.max_batch_tokens, model, device)
         with judging(model, self.cfg.weights):
-            extra = agree_calls(forward_calls(n, c, self.cfg.batch_size, shares, self.cfg.prefix_cache), device)
+            extra = agree_calls(self.planned_calls(model, rows, budget), device)
             if not texts:
                 logits = torch.empty(0, 1)
-            elif shares:
-                logits = self.packed_last_logits(model, texts, device)
+            elif self.shares_prefix(model):
+                logits = self.packed_last_logits(model, texts, device, budget, rows)
             else:
-                logits = self.last_logits(model, texts, device)
+                logits = self.last_logits(model, texts, device, budget, rows)
             pad_calls(model, extra, device)
         return self.verdicts(logits.view(n, c, logits.shape[-1]))
 

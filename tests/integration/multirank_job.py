@@ -61,8 +61,10 @@ class Probe(TrainerCallback):
         prompts = [COMMON[0]] * (count + 1)
         completions = [COMMON[1]] + [f"{i}: {words}" for i in range(count)]
         device = next(model.parameters()).device
-        for mode in ("logprob", "binary", "contrastive"):  # every mode keeps the fixed call schedule
-            judge = build_judge(rubric, processing_class, replace(judge_cfg, mode=mode))
+        for mode in ("logprob", "binary", "contrastive", "budget"):  # every mode keeps the fixed call schedule
+            # budget: the logprob judge grouped by a token budget (1 token: one unit a call, a length-dependent count)
+            variant = replace(judge_cfg, max_batch_tokens=1) if mode == "budget" else replace(judge_cfg, mode=mode)
+            judge = build_judge(rubric, processing_class, variant)
             calls: list[int] = []
             hook = model.register_forward_pre_hook(lambda *_, calls=calls: calls.append(1))
             verdicts = judge.score(model, prompts, completions, device)
@@ -70,6 +72,9 @@ class Probe(TrainerCallback):
             n, c = len(completions), len(judge.rubric.criteria)
             if mode == "contrastive":
                 schedule = contrastive_calls(n, c, 2)
+            elif mode == "budget":
+                rows = judge.rows(judge.texts(prompts, completions))  # type: ignore[attr-defined]
+                schedule = judge.planned_calls(model, rows, 1)  # type: ignore[attr-defined]
             else:
                 schedule = forward_calls(n, c, 2, judge.shares_prefix(model))  # type: ignore[attr-defined]
             suffix = "" if mode == "logprob" else f"_{mode}"

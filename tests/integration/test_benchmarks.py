@@ -48,16 +48,36 @@ def test_benchmark_suite_quick_reports_every_part(tmp_path: Path, cache_dir: Pat
 
 def test_gpu_profile_runs_on_cpu_with_a_tiny_shape(tmp_path: Path, cache_dir: Path, tiny_dir: Path) -> None:
     argv = ["--shapes", "toy", "--device", "cpu", "--quick", "--out", str(tmp_path), "--cache-dir", str(cache_dir)]
+    argv += ["--train", "constant,self", "--no-liger", "--no-continuous-batching"]  # liger-kernel needs a GPU
     assert gpu_profile.main(argv) == 0
     report = json.loads((tmp_path / "gpu_profile.json").read_text())
-    assert report["device"].startswith("CPU") and report["matmul_peak_tflops"] > 0
-    (shape,) = report["shapes"]
-    assert shape["shape"] == "toy" and shape["linear_params"] > 0
-    phases = shape["phases"]
-    assert set(phases) == {"generation", "judge_logprob", "judge_generate", "update"}
-    assert all(p["tokens_per_s"] > 0 for p in phases.values())
-    assert all(p["peak_gb"] is None for p in phases.values())  # no CUDA: no GPU memory figure is invented
-    assert phases["update"]["mfu"] > 0 and phases["update"]["tflops"] > 0
-    assert shape["logprob_over_generate"] > 1
+    assert report["device"].startswith("CPU") and report["matmul_peak_tflops"] > 0 and report["skipped"] == []
+    phases = report["shapes"]["toy"]
+    assert phases["model"]["built"]["linear_params"] > 0
+    assert set(phases) == {"model", "judge_logprob", "generation", "update", "judge_generate", "train_step"}
+    judged = phases["judge_logprob"]
+    assert set(judged) == {"batch_size=16", "batch_size=48", "max_batch_tokens=512"}  # CPU: no device-sized budget
+    assert judged["max_batch_tokens=512"]["forward_calls"] >= judged["batch_size=48"]["forward_calls"]
+    measured = [
+        f for phase in ("judge_logprob", "generation", "update", "judge_generate") for f in phases[phase].values()
+    ]
+    assert all("error" not in f and f["tokens_per_s"] > 0 for f in measured)
+    assert all(f.get("peak_gb") is None for f in measured)  # no CUDA: no GPU memory figure is invented
+    assert set(phases["update"]) == {"micro=2", "micro=8", "micro=8 activation_checkpointing"}
+    assert all(f["mfu"] > 0 for f in phases["update"].values())
+    steps = phases["train_step"]  # the real hmx train, one fresh process per variant
+    assert steps["self"]["median_judge_s"] > 0 == steps["constant"]["median_judge_s"]
+    assert all(len(f["step_seconds"]) == 2 and f["median_step_s"] > 0 for f in steps.values())
     table = (tmp_path / "gpu_profile.md").read_text()
-    assert "| toy |" in table and "Command: `python -m benchmarks.gpu_profile --shapes toy" in table
+    assert "**toy**" in table and "| train_step | self |" in table and "self-judge / zero-cost reward" in table
+    assert "Command: `python -m benchmarks.gpu_profile --shapes toy" in table
+
+
+def test_gpu_profile_keeps_to_its_time_budget_and_writes_as_it_goes(tmp_path: Path, cache_dir: Path) -> None:
+    argv = ["--shapes", "toy", "--device", "cpu", "--quick", "--out", str(tmp_path), "--cache-dir", str(cache_dir)]
+    assert gpu_profile.main([*argv, "--budget-s", "0"]) == 0
+    report = json.loads((tmp_path / "gpu_profile.json").read_text())
+    assert report["matmul_peak_tflops"] > 0  # measured before the budget ran out, and on disk
+    assert "toy judge_logprob" in report["skipped"] and "toy train_step [self]" in report["skipped"]
+    assert set(report["shapes"]["toy"]) == {"model"}  # nothing past the budget was started
+    assert "Skipped (time budget)" in (tmp_path / "gpu_profile.md").read_text()

@@ -84,7 +84,7 @@ def check_ranks(records: list[dict], distributed_type: str, zero_stage: int | No
     assert all(record["judge_finite"] for record in records)
     # the completion common to both ranks gets the same scores on each (same gathered weights)
     assert records[0]["judge_common"] == pytest.approx(records[1]["judge_common"], abs=1e-5)
-    for mode in ("binary", "contrastive"):  # the other judge modes keep the same guarantees
+    for mode in ("binary", "contrastive", "budget"):  # the other judge modes and the token budget keep them
         assert records[0][f"judge_calls_{mode}"] == records[1][f"judge_calls_{mode}"]
         assert records[1][f"judge_calls_{mode}"] == records[1][f"judge_schedule_{mode}"]
         assert records[0][f"judge_schedule_{mode}"] < records[1][f"judge_schedule_{mode}"]

@@ -10,7 +10,14 @@ from trl import GRPOConfig
 
 from hmx.config import ConfigError, typed_node
 from hmx.data import load_prompts
-from hmx.generation import check_model_length, prompt_texts, required_model_length
+from hmx.generation import (
+    GPU_FALLBACK,
+    auto_backend,
+    check_model_length,
+    prompt_texts,
+    required_model_length,
+    resolve_generation,
+)
 from hmx.judge.scoring import LogprobJudge
 from hmx.resources import rubric_path
 from hmx.rubrics.schema import load_rubric
@@ -51,3 +58,29 @@ def test_model_length_must_cover_judge_prompts(make_cfg, tiny_tokenizer):
     with pytest.raises(ConfigError, match="generation.vllm_max_model_length"):
         check_model_length(short, judge_only)
     check_model_length(GRPOConfig(output_dir="x", use_vllm=True, vllm_max_model_length=8192, use_cpu=True), judge_only)
+
+
+def test_auto_is_the_default_and_takes_transformers_generate_on_cpu(make_cfg, tmp_path, capsys):
+    cfg = make_cfg()
+    assert cfg.generation.backend == "auto"
+    args = grpo_args(cfg, tmp_path / "run", ["none"], [1.0, 1.0, 1.0])
+    if not torch.cuda.is_available():
+        assert not args.use_vllm and not args.use_transformers_continuous_batching
+        assert "generation=auto" not in capsys.readouterr().err  # CPU: nothing faster to suggest
+
+
+def test_auto_picks_vllm_on_a_gpu_that_has_it_else_warns_with_the_install_command():
+    assert auto_backend(cuda=False, vllm=True) == ("hf", None)  # vLLM needs CUDA
+    assert auto_backend(cuda=True, vllm=True) == ("vllm_colocate", None)
+    name, warning = auto_backend(cuda=True, vllm=False)
+    assert name == GPU_FALLBACK and warning is not None and "pip install 'hmx[vllm]'" in warning
+    chosen = resolve_generation({"backend": "auto", "vllm_gpu_memory_utilization": 0.5})
+    if chosen["use_vllm"]:  # a GPU with vLLM: the colocate preset, with the field set beside `backend` winning
+        assert chosen["vllm_mode"] == "colocate" and chosen["vllm_gpu_memory_utilization"] == 0.5
+    else:  # the hf preset plus the field set beside `backend`
+        assert chosen == {"use_vllm": False, "vllm_gpu_memory_utilization": 0.5}
+
+
+def test_an_unknown_backend_names_the_field(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match=r"generation\.backend.*'fast'"):
+        grpo_args(make_cfg("generation.backend=fast"), tmp_path / "run", ["none"], [1.0])

@@ -8,6 +8,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 from hmx.config import JudgeConfig
+from hmx.judge.schedule import group_calls, token_budget
 from hmx.judge.scoring import LogprobJudge, forward_calls, judging, shared_prefix_length
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.schema import parse_rubric
@@ -117,3 +118,46 @@ def test_without_the_prefix_cache_scores_and_call_counts_hold(tiny_model, feel_r
         hook.remove()
     torch.testing.assert_close(packed, reference, atol=1e-4, rtol=1e-4)
     assert len(calls) == forward_calls(4, 3, batch_size, prefix_cache=False) == forward_calls(4, 3, batch_size) - 1
+
+
+def test_group_calls_fixed_and_by_token_budget():
+    lengths = [50, 10, 30, 200, 20]
+    assert group_calls(lengths, 2) == [[1, 4], [2, 0], [3]]  # the fixed schedule: shortest first, 2 per call
+    assert group_calls(lengths, 2, max_tokens=100) == [[1, 4, 2], [0], [3]]  # 3 x 30 <= 100; 2 x 50 > 100 - 30 ...
+    assert all(
+        len(call) * max(lengths[i] for i in call) <= 100 or len(call) == 1 for call in group_calls(lengths, 2, 100)
+    )
+    assert group_calls(lengths, 2, max_tokens=10_000) == [[1, 4, 2, 0, 3]]  # one call holds everything
+    assert group_calls([], 2, 100) == []
+
+
+@pytest.mark.parametrize("budget", ["each", "pairs", "all"])  # every unit alone, two or more a call, all in one
+@pytest.mark.parametrize("prefix_cache", [True, False])
+def test_token_budget_scores_equal_the_fixed_schedule_and_calls_match_the_plan(
+    tiny_model, feel_rubric, tiny_tokenizer, budget, prefix_cache
+):
+    fixed = LogprobJudge(feel_rubric, tiny_tokenizer, JudgeConfig(batch_size=2, prefix_cache=prefix_cache))
+    rows = fixed.rows(fixed.texts(PROMPTS, COMPLETIONS))
+    longest = max(len(unit.tokens) for unit in fixed.packed_plan(rows).units)
+    tokens = {"each": 1, "pairs": 2 * longest, "all": 100 * longest}[budget]
+    cfg = JudgeConfig(batch_size=2, prefix_cache=prefix_cache, max_batch_tokens=tokens)
+    budgeted = LogprobJudge(feel_rubric, tiny_tokenizer, cfg)
+    reference = fixed.score(tiny_model, PROMPTS, COMPLETIONS, CPU)
+    calls = []
+    hook = tiny_model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        verdicts = budgeted.score(tiny_model, PROMPTS, COMPLETIONS, CPU)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(verdicts.scores, reference.scores, atol=1e-4, rtol=1e-4)
+    assert len(calls) == budgeted.planned_calls(tiny_model, rows, tokens)
+    units = 4 * 2  # 4 completions x ceil(3 criteria / min(3, B=2)) units; the fixed schedule: one unit a call
+    expected = {"each": units, "pairs": units // 2, "all": 1}[budget]  # "pairs": at least two units a call
+    assert (
+        len(calls) - int(prefix_cache) <= expected if budget == "pairs" else len(calls) - int(prefix_cache) == expected
+    )
+
+
+def test_token_budget_is_off_on_cpu_unless_set(tiny_model):
+    assert token_budget(None, tiny_model, CPU) == 0  # CPU default: the fixed batch_size schedule
+    assert token_budget(4096, tiny_model, CPU) == 4096
