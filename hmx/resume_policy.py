@@ -67,6 +67,7 @@ APPLIED = (
     "trainer.log_completions",
     "trainer.num_completions_to_print",
     "judge.batch_size",
+    "judge.max_batch_tokens",
     "judge.prefix_cache",
     "judge.drift_steps",
     "judge.drift_probes",
