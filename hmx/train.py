@@ -7,6 +7,7 @@ accelerate launch --config_file launch/accelerate/zero3.yaml -m hmx.train experi
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles, take_run
 from hmx.config import ConfigError, plain_dict, typed_node
+from hmx.cpu_threads import check_cpu_threads
 from hmx.data import load_prompts
 from hmx.errors import command_errors
 from hmx.evaluation.probes import SideEffectProbes, probes_config
@@ -86,6 +88,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     report_to = configure_wandb(logger_cfg, run_dir, run_dir.name)
     args = grpo_args(cfg, run_dir, report_to, judge.weights() + guard_weights(guards_cfg))
     check_generation(args, tokenizer, train_dataset["prompt"], judge.judge)
+    if is_main_process() and (hint := check_cpu_threads()):
+        print(hint, file=sys.stderr, flush=True)
     guards = guard_functions(guards_cfg, args.max_completion_length or 512)  # 512: TRL's default
     check_reward_weights(rubric, guards_cfg)
     model = load_model(model_cfg, paths.cache_dir)
