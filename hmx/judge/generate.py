@@ -108,7 +108,7 @@ class GenerateJudge:
 
     def generate(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> list[str]:
         """Greedy verdicts, ``judge.batch_size`` rows per ``generate`` call, decoded without special tokens."""
-        if self.vllm is not None and self.cfg.weights == "policy":  # the drift monitor's base pass stays here
+        if self.vllm is not None and self.cfg.weights == "policy":  # base weights (a frozen judge) stay here
             ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
             verdicts = vllm_verdicts.vllm_verdict_ids(self.vllm, ids, self.max_new_tokens)
             return self.tokenizer.batch_decode(verdicts, skip_special_tokens=True)

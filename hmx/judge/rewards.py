@@ -4,6 +4,11 @@ All criteria of a batch are scored in one judge pass (the first criterion's call
 cache keyed by the batch's text; the others read it). A non-finite score is counted in
 ``judge/invalid`` and the completions table's ``judge_invalid`` column, and is given its group's
 mean score (:mod:`hmx.judge.faults`: no advantage either way); it never crashes a run.
+
+Monitors (the drift monitor, the side-effect probes) run after each fresh judge pass with the
+policy, the step count from TRL's ``trainer_state`` and TRL's ``log_metric``: the public hooks
+GRPOTrainer hands every reward function, so their metrics join the row of the rewards they sit
+next to, averaged over ranks, without touching the trainer's private state.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import torch
 from hmx.judge.factory import Judge
 from hmx.judge.faults import fill_invalid, invalid_per_row
 from hmx.judge.verdicts import Verdicts
+
+LogMetric = Callable[[str, float], None]
+Monitor = Callable[[torch.nn.Module, torch.device, int, LogMetric], None]  # model, device, steps done, log_metric
 
 
 def message_text(item: Any) -> str:
@@ -42,6 +50,7 @@ class SelfJudgeRewards:
         self._verdicts: Verdicts | None = None
         self.invalid_total = 0
         self._pending: dict[str, float] = {}  # logged with the next judge pass (judge/validity/*)
+        self.monitors: list[Monitor] = []  # run after each fresh judge pass, in order, on every rank
 
     def log_once(self, metrics: dict[str, float]) -> None:
         """Metrics handed to TRL's ``log_metric`` with the next judge pass (they join that step's row)."""
@@ -57,6 +66,7 @@ class SelfJudgeRewards:
         completions: Sequence[Any],
         log_metric: Callable | None,
         log_extra: Callable | None = None,
+        trainer_state: Any = None,
     ) -> Verdicts:
         prompt_texts = [message_text(p) for p in prompts]
         completion_texts = [message_text(c) for c in completions]
@@ -73,6 +83,9 @@ class SelfJudgeRewards:
                 self._pending.clear()
             if log_extra is not None:
                 log_extra("judge_invalid", invalid_per_row(self._verdicts.scores.tolist()))
+            if log_metric is not None and trainer_state is not None:
+                for monitor in self.monitors:
+                    monitor(self.model, self.device, trainer_state.global_step, log_metric)
         return self._verdicts
 
     def _log(self, verdicts: Verdicts, log_metric: Callable) -> None:
@@ -92,7 +105,9 @@ class SelfJudgeRewards:
         for index, criterion in enumerate(self.judge.rubric.criteria):
 
             def reward(prompts, completions, _index=index, _criterion=criterion, **kwargs) -> list[float | None]:
-                verdicts = self.verdicts(prompts, completions, kwargs.get("log_metric"), kwargs.get("log_extra"))
+                verdicts = self.verdicts(
+                    prompts, completions, kwargs.get("log_metric"), kwargs.get("log_extra"), kwargs.get("trainer_state")
+                )
                 filled = fill_invalid(verdicts.scores[:, _index].tolist(), [message_text(p) for p in prompts])
                 return [None if s is None else _criterion.oriented(s) for s in filled]
 
