@@ -18,6 +18,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from trl import GRPOConfig
 
+from hmx.chat_template import chat_prompt
 from hmx.config import ConfigError
 from hmx.judge.rewards import message_text
 
@@ -73,12 +74,7 @@ def check_model_length(args: GRPOConfig, required: int) -> None:
 
 def prompt_texts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[object]) -> list[str]:
     """Prompts as the policy sees them: conversational ones through the chat template."""
-    return [
-        str(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True))
-        if isinstance(p, list)
-        else str(p)
-        for p in prompts
-    ]
+    return [chat_prompt(tokenizer, p, thinking=None) if isinstance(p, list) else str(p) for p in prompts]
 
 
 def check_generation(args: GRPOConfig, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[object], judge) -> None:
