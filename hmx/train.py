@@ -24,6 +24,7 @@ from hmx.data import load_prompts
 from hmx.errors import command_errors
 from hmx.evaluation.probes import SideEffectProbes, probes_config
 from hmx.generation import check_context, check_generation, model_context
+from hmx.guards import check_reward_weights, guard_functions, guard_weights
 from hmx.judge.drift import JudgeDriftMonitor, drift_judges, load_probes
 from hmx.judge.factory import build_judge
 from hmx.judge.generate import GenerateJudge
@@ -32,7 +33,6 @@ from hmx.judge.rewards import SelfJudgeRewards
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
 from hmx.resources import CONF_DIR, rubric_path
-from hmx.rewards import check_reward_weights, guard_functions, guard_weights
 from hmx.rubrics.render import check_template
 from hmx.rubrics.schema import combine_rubrics, load_rubric
 from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process
