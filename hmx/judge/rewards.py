@@ -5,7 +5,7 @@ cache keyed by the batch's text; the others read it). A non-finite score is coun
 ``judge/invalid`` and the completions table's ``judge_invalid`` column, and is given its group's
 mean score (:mod:`hmx.judge.faults`: no advantage either way); it never crashes a run.
 
-Monitors (the drift monitor, the side-effect probes) run after each fresh judge pass with the
+Monitors (the drift monitor, the side-effect probes) run once per reward pass, after the judge, with the
 policy, the step count from TRL's ``trainer_state`` and TRL's ``log_metric``: the public hooks
 GRPOTrainer hands every reward function, so their metrics join the row of the rewards they sit
 next to, averaged over ranks, without touching the trainer's private state.
@@ -66,7 +66,6 @@ class SelfJudgeRewards:
         completions: Sequence[Any],
         log_metric: Callable | None,
         log_extra: Callable | None = None,
-        trainer_state: Any = None,
     ) -> Verdicts:
         prompt_texts = [message_text(p) for p in prompts]
         completion_texts = [message_text(c) for c in completions]
@@ -83,10 +82,14 @@ class SelfJudgeRewards:
                 self._pending.clear()
             if log_extra is not None:
                 log_extra("judge_invalid", invalid_per_row(self._verdicts.scores.tolist()))
-            if log_metric is not None and trainer_state is not None:
-                for monitor in self.monitors:
-                    monitor(self.model, self.device, trainer_state.global_step, log_metric)
         return self._verdicts
+
+    def run_monitors(self, trainer_state: Any, log_metric: LogMetric | None) -> None:
+        """Each monitor, in order, with the policy, the optimizer steps done and TRL's ``log_metric``."""
+        if trainer_state is None or log_metric is None or self.model is None:
+            return
+        for monitor in self.monitors:
+            monitor(self.model, self.device, trainer_state.global_step, log_metric)
 
     def _log(self, verdicts: Verdicts, log_metric: Callable) -> None:
         invalid = int((~torch.isfinite(verdicts.scores)).sum())
@@ -105,9 +108,9 @@ class SelfJudgeRewards:
         for index, criterion in enumerate(self.judge.rubric.criteria):
 
             def reward(prompts, completions, _index=index, _criterion=criterion, **kwargs) -> list[float | None]:
-                verdicts = self.verdicts(
-                    prompts, completions, kwargs.get("log_metric"), kwargs.get("log_extra"), kwargs.get("trainer_state")
-                )
+                verdicts = self.verdicts(prompts, completions, kwargs.get("log_metric"), kwargs.get("log_extra"))
+                if _index == 0:  # once per reward pass: TRL calls every reward function once per batch
+                    self.run_monitors(kwargs.get("trainer_state"), kwargs.get("log_metric"))
                 filled = fill_invalid(verdicts.scores[:, _index].tolist(), [message_text(p) for p in prompts])
                 return [None if s is None else _criterion.oriented(s) for s in filled]
 
