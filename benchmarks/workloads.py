@@ -181,6 +181,32 @@ def judge_inputs(tokenizer, completions: int, completion_tokens: int, seed: int 
     return prompts[:completions], tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
+JUDGE_MODES = ("binary", "fewshot", "contrastive", "relative")  # built through hmx.judge.factory.build_judge
+GROUP = 8  # relative mode: replies per GRPO group (part (a)'s G), at most as many as the tokenizer has letters
+
+
+def judge_modes(
+    rubric: Any, tokenizer: Any, model: Any, prompts: list[str], texts: list[str], modes: Sequence[str]
+) -> tuple[dict[str, Callable[[], object]], int]:
+    """Runners for the other judge modes, each built by ``build_judge`` from its default config (fewshot: the
+    shipped pair file's dev examples); relative mode scores groups of up to :data:`GROUP` replies to one prompt
+    (``relative_group``: as many as the tokenizer has single-token letters)."""
+    from hmx.config import JudgeConfig
+    from hmx.judge.factory import build_judge
+    from hmx.resources import RUBRICS_DIR
+
+    cpu, runners, group = torch.device("cpu"), {}, 1
+    for mode in modes:
+        examples = str(RUBRICS_DIR / "hmx_feel.pairs.jsonl") if mode == "fewshot" else None
+        judge: Any = build_judge(rubric, tokenizer, JudgeConfig(mode=mode, examples=examples))
+        asked = prompts
+        if mode == "relative":
+            group = min(GROUP, len(judge.letter_ids))
+            asked = [prompts[i // group] for i in range(len(texts))]
+        runners[mode] = lambda judge=judge, asked=asked: judge.score(model, asked, texts, cpu)
+    return runners, group
+
+
 def judges(completions: int, completion_tokens: int, repeats: int, cache_dir: str, modes: Sequence[str]):
     """Judge throughput (scored rows per second) on the tiny model: each mode scores the same batch."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -214,8 +240,10 @@ def judges(completions: int, completion_tokens: int, repeats: int, cache_dir: st
         budget = GenerateJudge(rubric, tokenizer, JudgeConfig(mode="generate", max_rationale_tokens=64))
         budget.generation_kwargs = {"min_new_tokens": budget.max_new_tokens}  # every verdict uses the whole budget
         runners["generate_budget"] = lambda: budget.score(model, prompts, texts, cpu)
+    others, group = judge_modes(rubric, tokenizer, model, prompts, texts, [m for m in modes if m in JUDGE_MODES])
+    runners |= others
     rows = completions * len(rubric.criteria)
-    result: dict[str, Any] = {"rows": rows}
+    result: dict[str, Any] = {"rows": rows, "relative_group": group}
     for mode in modes:
         runners[mode]()  # warm-up
         seconds = []

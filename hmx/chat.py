@@ -20,7 +20,8 @@ from transformers import BatchEncoding, GenerationConfig, PreTrainedTokenizerBas
 
 from hmx.config import ConfigError
 from hmx.errors import command_errors
-from hmx.runs import TrainedRun, load_adapter_model, load_run_tokenizer, locate_run, pick_device
+from hmx.models import pick_device
+from hmx.runs import TrainedRun, load_adapter_model, load_run_tokenizer, locate_run
 
 Message = dict[str, str]
 HELP = "/reset clears the history, /quit (or Ctrl-D) exits, /help shows this"

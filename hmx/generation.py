@@ -26,6 +26,7 @@ import yaml
 from transformers import PreTrainedTokenizerBase
 from trl import GRPOConfig
 
+from hmx.chat_template import chat_prompt
 from hmx.config import ConfigError
 from hmx.judge.rewards import message_text
 from hmx.resources import CONF_DIR
@@ -110,12 +111,7 @@ def check_model_length(args: GRPOConfig, required: int) -> None:
 
 def prompt_texts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[object]) -> list[str]:
     """Prompts as the policy sees them: conversational ones through the chat template."""
-    return [
-        str(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True))
-        if isinstance(p, list)
-        else str(p)
-        for p in prompts
-    ]
+    return [chat_prompt(tokenizer, p, thinking=None) if isinstance(p, list) else str(p) for p in prompts]
 
 
 def check_generation(args: GRPOConfig, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[object], judge) -> None:

@@ -1,4 +1,4 @@
-"""Policy and tokenizer loading (hub id, local path, a packaged copy or ``tiny``) and the LoRA config."""
+"""Policy and tokenizer loading (hub id, local path, a packaged copy or ``tiny``), the device, the LoRA config."""
 
 from __future__ import annotations
 
@@ -63,9 +63,29 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: str) -> PreTrainedTokenizerBase:
             f"config field 'model.name_or_path': cannot load the tokenizer of {cfg.name_or_path!r}: {err}"
             + install_hint(cfg)
         ) from None
+    return with_pad_token(tokenizer)
+
+
+def with_pad_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """The tokenizer, its end token standing in as the pad token where it has none (batches need one)."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id a batch is padded with: the pad token's, else the end token's, else 0 (masked out either way)."""
+    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return int(token_id)
+    return 0
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; any other name as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def load_model(cfg: ModelConfig, cache_dir: str) -> PreTrainedModel:

@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from hmx.checkpoints import resume_command
 from hmx.config import ConfigError, ModelConfig, PathsConfig, typed_node
-from hmx.models import load_model, load_tokenizer, model_config
+from hmx.models import load_model, load_tokenizer, model_config, with_pad_token
 from hmx.resume_policy import read_run_config
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -103,10 +103,9 @@ def _adapter_base(adapter_dir: Path) -> str:
 def load_run_tokenizer(run: TrainedRun) -> PreTrainedTokenizerBase:
     """The tokenizer saved with the adapter (what training used), else the base model's."""
     if (run.adapter_dir / "tokenizer_config.json").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(run.adapter_dir, trust_remote_code=run.model.trust_remote_code)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
+        return with_pad_token(
+            AutoTokenizer.from_pretrained(run.adapter_dir, trust_remote_code=run.model.trust_remote_code)
+        )
     return load_tokenizer(run.model, run.cache_dir)
 
 
@@ -132,8 +131,32 @@ def load_adapter_model(run: TrainedRun, device: str | torch.device = "cpu") -> P
     return model.to(device).eval()
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def is_run_path(path: str | Path) -> bool:
+    """Whether ``path`` is a run directory (``config.yaml``) or an adapter directory, not a model."""
+    source = Path(path).expanduser()
+    return (source / "config.yaml").is_file() or (source / ADAPTER_CONFIG).is_file()
+
+
+def run_or_model(name: str, cache_dir: str) -> tuple[ModelConfig, str, TrainedRun | None]:
+    """``name`` as a run or adapter directory (its base model and adapter), else a model: a preset of
+    conf/model, a hub id, a local model directory or ``tiny`` (no adapter); with the cache directory."""
+    if is_run_path(name):
+        run = locate_run(name)
+        return run.model, run.cache_dir, run
+    return model_config(name), cache_dir, None
+
+
+def load_weights(
+    model: ModelConfig, cache_dir: str, adapter: TrainedRun | None, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """The weights to score or evaluate and their tokenizer, in eval mode on ``device``: the base
+    model, or with ``adapter`` on top (not merged)."""
+    if adapter is not None:
+        return load_adapter_model(adapter, device), load_run_tokenizer(adapter)
+    weights: torch.nn.Module = load_model(model, cache_dir)
+    return weights.to(device).eval(), load_tokenizer(model, cache_dir)
+
+
+def load_weights_tokenizer(model: ModelConfig, cache_dir: str, adapter: TrainedRun | None) -> PreTrainedTokenizerBase:
+    """The tokenizer :func:`load_weights` would give, without the weights."""
+    return load_run_tokenizer(adapter) if adapter is not None else load_tokenizer(model, cache_dir)

@@ -26,7 +26,8 @@ from hmx.data import load_prompts
 from hmx.errors import command_errors
 from hmx.evaluation.probes import SideEffectProbes, probes_config
 from hmx.generation import check_context, check_generation, model_context, resolve_generation
-from hmx.judge.drift import JudgeDriftMonitor, load_probes
+from hmx.guards import check_reward_weights, guard_functions, guard_weights
+from hmx.judge.drift import JudgeDriftMonitor, drift_judges, load_probes
 from hmx.judge.factory import build_judge
 from hmx.judge.generate import GenerateJudge
 from hmx.judge.preflight import check_judge, pairs_to_check
@@ -34,7 +35,6 @@ from hmx.judge.rewards import SelfJudgeRewards
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
 from hmx.resources import CONF_DIR, rubric_path
-from hmx.rewards import check_reward_weights, guard_functions, guard_weights
 from hmx.rubrics.render import check_template
 from hmx.rubrics.schema import combine_rubrics, load_rubric
 from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process
@@ -116,14 +116,13 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         judge.bind(cast(torch.nn.Module, trainer.model), trainer.accelerator.device)
         if isinstance(judge.judge, GenerateJudge):
             judge.judge.attach_vllm(getattr(trainer, "vllm_generation", None))
-        if drift_probes:  # judge/drift/* join TRL's metrics, averaged into the next logged row
-            metrics = trainer._metrics["train"]
-            log = lambda name, value: metrics[name].append(value)  # noqa: E731
-            device = trainer.accelerator.device
-            trainer.add_callback(JudgeDriftMonitor(judge.judge, drift_probes, judge_cfg.drift_steps, log, device))
-        if side_effects.steps:  # probes/* join TRL's metrics the same way
-            metrics = trainer._metrics["train"]
-            trainer.add_callback(SideEffectProbes(side_effects, tokenizer, lambda k, v: metrics[k].append(v), run_dir))
+        if drift_probes:  # judge/drift/*: a monitor of the judge pass, logged through TRL's log_metric
+            judges = drift_judges(rubric, tokenizer, judge_cfg, judge.judge)
+            judge.monitors.append(JudgeDriftMonitor(judges, drift_probes, judge_cfg.drift_steps))
+        if side_effects.steps:  # probes/*: the same hook, and on_train_end for the final adapter
+            probes = SideEffectProbes(side_effects, tokenizer, run_dir)
+            judge.monitors.append(probes)
+            trainer.add_callback(probes)
         trainer.add_callback(stop)
         with stop.installed():
             trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)

@@ -17,9 +17,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from hmx.chat_template import user_prompt
 from hmx.config import DataConfig, JudgeConfig
 from hmx.data import load_prompts
-from hmx.evaluation.chat import chat_prompt
+from hmx.decoding import greedy_decode
 from hmx.evaluation.suite import ExpressionConfig
 from hmx.judge.factory import Judge, build_judge
 from hmx.models import load_model, load_tokenizer
@@ -39,31 +40,20 @@ def eval_prompts(data: DataConfig, limit: int | None) -> list[str]:
     return [row["prompt"][-1]["content"] for row in rows]
 
 
-@torch.no_grad()
 def generate_answers(
     model: Any, tokenizer: PreTrainedTokenizerBase, prompts: list[str], cfg: ExpressionConfig
 ) -> list[str]:
     """Greedy answers in the model's chat template, in left-padded batches."""
-    texts = [chat_prompt(tokenizer, [{"role": "user", "content": p}]) for p in prompts]
-    answers: list[str] = []
-    batches = range(0, len(texts), cfg.batch_size)
-    for start in tqdm(batches, desc="expression: answering", unit="batch"):
-        batch = tokenizer(
-            texts[start : start + cfg.batch_size],
-            add_special_tokens=False,
-            padding=True,
-            padding_side="left",
-            return_tensors="pt",
-        ).to(model.device)
-        output = model.generate(
-            **batch,
-            max_new_tokens=cfg.max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        new_tokens = output[:, batch["input_ids"].shape[1] :]
-        answers += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-    return answers
+    texts = [user_prompt(tokenizer, p) for p in prompts]
+    return greedy_decode(
+        model,
+        tokenizer,
+        texts,
+        batch_size=cfg.batch_size,
+        max_new_tokens=cfg.max_new_tokens,
+        device=model.device,
+        desc="expression: answering",
+    )
 
 
 def judge_scores(

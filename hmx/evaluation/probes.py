@@ -1,18 +1,22 @@
 """Side-effect probes during training: is truthfulness falling, or sycophancy rising, as expression rises?
 
-Every ``probes.steps`` optimizer steps a callback evaluates the policy (adapter on, eval mode, no
-gradients) on a fixed small subset of
+At the judge pass of every ``probes.steps``-th optimizer step (steps 0, N, 2N, …) the policy that
+just sampled the step's completions is evaluated (adapter on, eval mode, no gradients) on a fixed
+small subset of
 
 - TruthfulQA MC1 (the first ``probes.truthfulqa`` questions; lm-eval's ``hmx_truthfulqa_mc1`` task,
   the very numbers ``hmx eval`` gives on that subset), and
 - the sycophancy probes of ``hmx eval`` (``hmx.evaluation.sycophancy``: the "are you sure?" flip
   rate and the suggested-wrong-answer probe, on ``probes.sycophancy`` questions),
 
-and logs them as ``probes/…`` next to TRL's rewards (the next logged row: W&B and metrics.jsonl),
-with their cost: ``probes/seconds`` and ``probes/step_fraction`` (probe time over the mean time of
-the training steps since the previous probe). Rank 0 also appends each probe to
-``<run>/probes.jsonl``, with a first one before any update (step 0, the baseline of the trade-off
-``hmx compare --pick`` reads).
+and logs them as ``probes/…`` through TRL's public ``log_metric`` reward-function hook (a monitor of
+:class:`hmx.judge.rewards.SelfJudgeRewards`), in the same row as the rewards of those completions
+(W&B and metrics.jsonl: row k+1 holds the policy after k updates), with their cost:
+``probes/seconds`` and ``probes/step_fraction`` (probe time over the mean time of the training steps
+since the previous probe). Rank 0 also appends each probe to ``<run>/probes.jsonl`` under the
+number of updates behind it: step 0 (before any update, the baseline of the trade-off
+``hmx compare --pick`` reads), N, 2N, …, and the final adapter from ``on_train_end`` (a public
+callback event: that last probe has no training row left to join, so it is in probes.jsonl only).
 
 Collective-safe: every rank scores the same requests in the same fixed-size batches (lm-eval's
 ``HFLM`` around an existing model runs single-process), so under ZeRO-3 each rank makes the same
@@ -38,6 +42,7 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback
 from hmx.config import ConfigError
 from hmx.evaluation.suite import ExpressionConfig, SuiteConfig, SycophancyConfig
 from hmx.evaluation.tasks.datasets import data_root, truthfulqa_mc
+from hmx.tracking import is_main_process
 
 PROBES_FILE = "probes.jsonl"
 
@@ -99,45 +104,35 @@ def run_probes(lm: Any, tokenizer: PreTrainedTokenizerBase, cfg: ProbesConfig) -
 
 
 class SideEffectProbes(TrainerCallback):
-    """Runs the probes every ``cfg.steps`` steps and hands each finite metric to ``log`` (name, value)."""
+    """Probes the policy every ``cfg.steps`` steps: as a judge-pass monitor (``__call__``, metrics to
+    ``log_metric``) and, for the final adapter, on ``on_train_end``."""
 
-    def __init__(
-        self,
-        cfg: ProbesConfig,
-        tokenizer: PreTrainedTokenizerBase,
-        log: Callable[[str, float], None],
-        run_dir: Path | None = None,
-    ):
+    def __init__(self, cfg: ProbesConfig, tokenizer: PreTrainedTokenizerBase, run_dir: Path | None = None):
         if cfg.steps < 1:
             raise ConfigError(f"config field 'probes.steps': must be >= 1 to probe, got {cfg.steps}")
-        self.cfg, self.tokenizer, self.log, self.run_dir = cfg, tokenizer, log, run_dir
+        self.cfg, self.tokenizer, self.run_dir = cfg, tokenizer, run_dir
         self.history: list[dict[str, float]] = []  # one row per probe: step and metrics
         self._lm: Any = None
-        self._step_seconds: list[float] = []
-        self._last = time.perf_counter()
+        self._due = 0
+        self._last: tuple[int, float] | None = None  # (step, time) at the end of the previous probe
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        """A first probe before any update (``probes.jsonl`` only): the baseline of the trade-off."""
-        if model is not None:
-            self._probe(model, state, time.perf_counter())
-        self._last = time.perf_counter()
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        now = time.perf_counter()
-        self._step_seconds.append(now - self._last)
-        self._last = now
-        if state.global_step % self.cfg.steps or model is None:
-            return control
-        metrics = self._probe(model, state, now)
-        self._step_seconds = []
-        for name, value in metrics.items():
+    def __call__(self, model: Any, device: Any, step: int, log_metric: Callable[[str, float], None]) -> None:
+        if step < self._due:
+            return
+        for name, value in self._probe(model, step).items():
             if math.isfinite(value):
-                self.log(name, value)
-        self._last = time.perf_counter()  # the probes' own time is not a training step's
+                log_metric(name, value)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        """The final adapter, when its step is one to probe and no judge pass has probed it (probes.jsonl only)."""
+        if model is not None and state.global_step >= self._due and state.global_step % self.cfg.steps == 0:
+            self._probe(model, state.global_step)
         return control
 
-    def _probe(self, model: Any, state: Any, started: float) -> dict[str, float]:
+    def _probe(self, model: Any, step: int) -> dict[str, float]:
         """One round of probes in eval mode (train mode restored); appended to history and probes.jsonl."""
+        started = time.perf_counter()
+        self._due = (step // self.cfg.steps + 1) * self.cfg.steps
         training = model.training  # before HFLM, which puts the model in eval mode when it wraps it
         try:
             if self._lm is None:
@@ -150,12 +145,13 @@ class SideEffectProbes(TrainerCallback):
         finally:
             model.train(training)
         metrics["probes/seconds"] = time.perf_counter() - started
-        if self._step_seconds:  # the training steps since the previous probe
-            step = sum(self._step_seconds) / len(self._step_seconds)
-            metrics["probes/step_fraction"] = metrics["probes/seconds"] / step if step > 0 else math.nan
-        row = {"step": float(state.global_step), **metrics}
+        if self._last is not None and step > self._last[0]:  # the training steps since the previous probe
+            step_seconds = (started - self._last[1]) / (step - self._last[0])
+            metrics["probes/step_fraction"] = metrics["probes/seconds"] / step_seconds if step_seconds > 0 else math.nan
+        self._last = (step, time.perf_counter())  # the probes' own time is not a training step's
+        row = {"step": float(step), **metrics}
         self.history.append(row)
-        if self.run_dir is not None and state.is_world_process_zero:
+        if self.run_dir is not None and is_main_process():
             finite = {k: (v if math.isfinite(v) else None) for k, v in row.items()}
             with (self.run_dir / PROBES_FILE).open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(finite) + "\n")

@@ -27,8 +27,8 @@ from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
 from hmx.evaluation.target import load_target, resolve_target
 from hmx.evaluation.tasks.datasets import data_source
 from hmx.judge.factory import build_judge
-from hmx.resources import CONF_DIR, rubric_path
-from hmx.rubrics.schema import load_rubric
+from hmx.resources import CONF_DIR
+from hmx.rubrics.cli import load_checked
 
 
 def run(cfg: DictConfig) -> Path:
@@ -37,7 +37,8 @@ def run(cfg: DictConfig) -> Path:
     # Everything that can be wrong with the input fails here, before any model runs.
     target, suite = resolve_target(cfg), suite_config(cfg)
     data_cfg, judge_cfg = typed_node(cfg, "data"), typed_node(cfg, "judge")
-    rubric = load_rubric(rubric_path(typed_node(cfg, "rubric").path))  # forward: the rubric as written
+    rubric_cfg = typed_node(cfg, "rubric")
+    rubric = load_checked(rubric_cfg.path, rubric_cfg.extra)  # rubric.extra's criteria too; forward, as written
     root, origin = data_source(cfg.data_dir)
     data_dir = str(root) if root else None
     if suite.benchmarks or suite.sycophancy.enabled:
@@ -45,6 +46,8 @@ def run(cfg: DictConfig) -> Path:
     set_seed(cfg.seed)
     model, tokenizer = load_target(target)
     if suite.expression.enabled:
+        criteria = ", ".join(c.name + " (guard)" * c.guard for c in rubric.criteria)
+        print(f"hmx eval: expression scored by {rubric.source} (forward): {criteria}", flush=True)
         # the judge builds (labels single tokens, examples readable) before any benchmark runs
         build_judge(
             rubric, tokenizer, replace(judge_cfg, mode="logprob" if judge_cfg.mode == "generate" else judge_cfg.mode)
@@ -81,6 +84,7 @@ def run(cfg: DictConfig) -> Path:
         "adapter": str(target.adapter.adapter_dir) if target.adapter else None,
         "data_dir": data_dir,
         "rubric": rubric.name,
+        "rubric_criteria": [c.name for c in rubric.criteria],  # rubric.path's, then rubric.extra's
         "suite": asdict(suite),
         "seed": cfg.seed,
         "seconds": time.monotonic() - started,

@@ -27,7 +27,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from transformers import PreTrainedTokenizerBase
 
-from hmx.evaluation.chat import chat_prompt
+from hmx.chat_template import chat_prompt
 from hmx.evaluation.tasks.datasets import truthfulqa_mc
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, ModelConfig, typed_node
-from hmx.models import load_model, load_tokenizer
-from hmx.runs import ADAPTER_CONFIG, TrainedRun, load_adapter_model, load_run_tokenizer, locate_run
+from hmx.models import pick_device
+from hmx.runs import ADAPTER_CONFIG, TrainedRun, load_weights, locate_run
 
 
 @dataclass
@@ -53,8 +53,4 @@ def resolve_target(cfg: DictConfig) -> EvalTarget:
 
 def load_target(target: EvalTarget) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """The weights to evaluate (adapter on top, not merged) on the GPU when there is one, in eval mode."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if target.adapter is not None:
-        return load_adapter_model(target.adapter, device), load_run_tokenizer(target.adapter)
-    model: torch.nn.Module = load_model(target.model, target.cache_dir)
-    return model.to(device).eval(), load_tokenizer(target.model, target.cache_dir)
+    return load_weights(target.model, target.cache_dir, target.adapter, pick_device("auto"))

@@ -27,10 +27,12 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from hmx.chat_template import user_prompt
 from hmx.config import JudgeConfig
 from hmx.judge.prompts import special_tokens
 from hmx.judge.schedule import agree_calls, pad_calls
 from hmx.judge.verdicts import Verdicts, judging
+from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric
 
@@ -39,13 +41,7 @@ SYSTEM = "You are an AI assistant. {description} In this conversation, your repl
 
 def context_text(tokenizer: PreTrainedTokenizerBase, system: str, prompt: str) -> str:
     """The conversation up to the assistant's reply, in the model's chat template."""
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
-        )
-        return str(text)
-    return f"{system}\n\nUser: {prompt}\nAssistant: "
+    return user_prompt(tokenizer, prompt, system=system)
 
 
 def anchor_systems(criterion: Criterion) -> tuple[str, str]:
@@ -93,7 +89,7 @@ class ContrastiveJudge:
 
     def mean_logprobs(self, model: torch.nn.Module, rows: list[tuple[list[int], list[int]]], device: torch.device):
         """Mean log-probability of each row's completion tokens given its context, ``B`` rows per call."""
-        size, pad_id = self.cfg.batch_size, self.tokenizer.pad_token_id or 0
+        size, pad_id = self.cfg.batch_size, pad_token_id(self.tokenizer)
         out = []
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]

@@ -1,8 +1,11 @@
 """Judge drift monitor: is the self-rewarding policy starting to grade itself up?
 
-Every ``judge.drift_steps`` optimizer steps, a fixed probe set of (prompt, completion) pairs,
-none written by the policy, is scored twice with the run's judge: once with the base weights
-(adapter off) and once with the current policy weights. Logged, next to the training metrics:
+At the judge pass of every ``judge.drift_steps``-th optimizer step (steps 0, N, 2N, …), a fixed
+probe set of (prompt, completion) pairs, none written by the policy, is scored by two judges built
+from the run's judge config: one with the base weights (adapter off), one with the current policy
+weights. The metrics go through TRL's public ``log_metric`` reward-function hook, so they land in
+the same logged row as the rewards that very judge gave (the row of step k+1 shows the judge after
+k updates; the final adapter's drift is :func:`drift_scores` on the saved run):
 
 - ``judge/drift/<criterion>/base`` and ``…/policy``: mean raw score over the probes;
 - ``judge/drift/gap``: mean over probes and criteria of policy − base. The completions never
@@ -15,18 +18,20 @@ same probes, so the judge's fixed call schedule holds under ZeRO-3.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
-from transformers import TrainerCallback
+from transformers import PreTrainedTokenizerBase
 
-from hmx.config import ConfigError
+from hmx.config import ConfigError, JudgeConfig
+from hmx.judge.factory import Judge, build_judge
+from hmx.rubrics.schema import Rubric
+
+WEIGHTS = ("base", "policy")
 
 PROBES: tuple[tuple[str, str], ...] = (
     ("Can you summarise the water cycle?", "Water evaporates, condenses into clouds and falls as precipitation."),
@@ -64,43 +69,51 @@ def load_probes(path: str | None) -> list[tuple[str, str]]:
     return probes
 
 
-def drift_scores(judge: Any, model: torch.nn.Module, probes: Sequence[tuple[str, str]], device: torch.device) -> dict:
+def drift_judges(
+    rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig, run_judge: Judge | None = None
+) -> dict[str, Judge]:
+    """A judge per weights (base, policy), built from ``cfg``; ``run_judge`` serves where its weights match."""
+    return {
+        weights: run_judge
+        if run_judge is not None and run_judge.cfg.weights == weights
+        else build_judge(rubric, tokenizer, dataclasses.replace(cfg, weights=weights))
+        for weights in WEIGHTS
+    }
+
+
+def drift_scores(
+    judges: Mapping[str, Judge], model: torch.nn.Module, probes: Sequence[tuple[str, str]], device: torch.device
+) -> dict[str, float]:
     """Per-criterion mean scores with base and policy weights, and their mean gap (NaN verdicts skipped)."""
     prompts, completions = [p for p, _ in probes], [c for _, c in probes]
-    scores = {}
-    for weights in ("base", "policy"):  # a shallow copy per weights: the training judge itself is never changed
-        variant = copy.copy(judge)
-        variant.cfg = dataclasses.replace(judge.cfg, weights=weights)
-        scores[weights] = variant.score(model, prompts, completions, device).scores
+    scores = {weights: judges[weights].score(model, prompts, completions, device).scores for weights in WEIGHTS}
     metrics: dict[str, float] = {}
-    for j, criterion in enumerate(judge.rubric.criteria):
-        for weights in ("base", "policy"):
+    for j, criterion in enumerate(judges["policy"].rubric.criteria):
+        for weights in WEIGHTS:
             metrics[f"judge/drift/{criterion.name}/{weights}"] = float(scores[weights][:, j].nanmean())
     gap = float((scores["policy"] - scores["base"]).nanmean())
     metrics["judge/drift/gap"] = gap if math.isfinite(gap) else float("nan")
     return metrics
 
 
-class JudgeDriftMonitor(TrainerCallback):
-    """Scores the probes every ``every`` steps and hands the metrics to ``log`` (name, value)."""
+class JudgeDriftMonitor:
+    """Scores the probes at the judge pass of every ``every``-th step; a monitor of
+    :class:`hmx.judge.rewards.SelfJudgeRewards` (it hands the metrics to TRL's ``log_metric``)."""
 
-    def __init__(
-        self,
-        judge: Any,
-        probes: Sequence[tuple[str, str]],
-        every: int,
-        log: Callable[[str, float], None],
-        device: torch.device,
-    ):
+    def __init__(self, judges: Mapping[str, Judge], probes: Sequence[tuple[str, str]], every: int):
         if every < 1:
             raise ConfigError(f"config field 'judge.drift_steps': must be >= 1 to monitor, got {every}")
-        self.judge, self.probes, self.every, self.log, self.device = judge, list(probes), every, log, device
-        self.history: list[tuple[int, dict[str, float]]] = []
+        self.judges, self.probes, self.every = dict(judges), list(probes), every
+        self.history: list[tuple[int, dict[str, float]]] = []  # (steps done when scored, metrics)
+        self._due = 0
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.every == 0 and model is not None:
-            metrics = drift_scores(self.judge, model, self.probes, self.device)
-            self.history.append((state.global_step, metrics))
-            for name, value in metrics.items():
-                self.log(name, value)
-        return control
+    def __call__(
+        self, model: torch.nn.Module, device: torch.device, step: int, log_metric: Callable[[str, float], None]
+    ) -> None:
+        if step < self._due:
+            return
+        self._due = (step // self.every + 1) * self.every
+        metrics = drift_scores(self.judges, model, self.probes, device)
+        self.history.append((step, metrics))
+        for name, value in metrics.items():
+            log_metric(name, value)

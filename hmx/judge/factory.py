@@ -31,7 +31,7 @@ class Judge(Protocol):
     """Scores N completions on every criterion of ``rubric`` with a model's own weights."""
 
     rubric: Rubric  # the criteria scored, in the order of the verdicts' columns
-    cfg: JudgeConfig  # read at every call (the drift monitor swaps ``weights``)
+    cfg: JudgeConfig  # the config it was built from (``weights``: policy or base)
 
     def score(
         self, model: torch.nn.Module, prompts: Sequence[str], completions: Sequence[str], device: torch.device

@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from accelerate.utils import extract_model_from_parallel
-from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, JudgeConfig
+from hmx.decoding import greedy_decode
 from hmx.judge import vllm_verdicts
 from hmx.judge.prompts import JudgePrompts
 from hmx.judge.verdicts import Verdicts, judging
@@ -108,38 +107,20 @@ class GenerateJudge:
 
     def generate(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> list[str]:
         """Greedy verdicts, ``judge.batch_size`` rows per ``generate`` call, decoded without special tokens."""
-        if self.vllm is not None and self.cfg.weights == "policy":  # the drift monitor's base pass stays here
+        if self.vllm is not None and self.cfg.weights == "policy":  # base weights (a frozen judge) stay here
             ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
             verdicts = vllm_verdicts.vllm_verdict_ids(self.vllm, ids, self.max_new_tokens)
             return self.tokenizer.batch_decode(verdicts, skip_special_tokens=True)
-        generator: Any = extract_model_from_parallel(model)
-        eos = {self.tokenizer.eos_token_id, *_as_list(getattr(generator.generation_config, "eos_token_id", None))}
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        size, out = self.cfg.batch_size, []
-        starts = range(0, len(texts), size)
-        for start in tqdm(starts, desc="judge: generate", leave=False, disable=len(starts) < 4):
-            batch = self.tokenizer(
-                texts[start : start + size],
-                add_special_tokens=False,
-                padding=True,
-                padding_side="left",
-                return_tensors="pt",
-            ).to(device)
-            sequences = generator.generate(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                eos_token_id=sorted(i for i in eos if i is not None),
-                pad_token_id=pad_id,
-                **self.generation_kwargs,
-            )
-            new_tokens = sequences[:, batch["input_ids"].shape[1] :]
-            out += self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return out
+        return greedy_decode(
+            model,
+            self.tokenizer,
+            texts,
+            batch_size=self.cfg.batch_size,
+            max_new_tokens=self.max_new_tokens,
+            device=device,
+            desc="judge: generate",
+            **self.generation_kwargs,
+        )
 
     def score(
         self, model: torch.nn.Module, prompts: Sequence[str], completions: Sequence[str], device: torch.device
@@ -170,9 +151,3 @@ class GenerateJudge:
 
 def _one_hot(criterion: Criterion, label: str | None) -> list[float]:
     return [1.0 if level == label else 0.0 for level in criterion.labels]
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]

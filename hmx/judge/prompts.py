@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
+from hmx.chat_template import user_prompt
 from hmx.config import JudgeConfig
 from hmx.rubrics.render import defuse, render_judge_message, strip_thinking
 from hmx.rubrics.schema import Rubric
@@ -41,14 +42,7 @@ def has_thinking_mode(tokenizer: PreTrainedTokenizerBase) -> bool:
 
 def chat_text(tokenizer: PreTrainedTokenizerBase, user_message: str, prefill: str) -> str:
     """The judge conversation as text: the model's own chat template, assistant turn pre-filled."""
-    messages = [{"role": "user", "content": user_message}]
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
-        )
-    else:
-        text = user_message + "\n"
-    return str(text) + prefill
+    return user_prompt(tokenizer, user_message, prefill)
 
 
 class JudgePrompts:

@@ -27,6 +27,7 @@ from hmx.config import JudgeConfig
 from hmx.judge.prompts import chat_text, special_tokens
 from hmx.judge.schedule import agree_calls, pad_calls
 from hmx.judge.verdicts import Verdicts, judging
+from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
 
@@ -133,7 +134,7 @@ class RelativeJudge:
 
     def last_logits(self, model: torch.nn.Module, texts: list[str], device: torch.device) -> torch.Tensor:
         """Next-token logits after each text, ``judge.batch_size`` left-padded rows per call."""
-        pad_id, out = self.tokenizer.pad_token_id or 0, []
+        pad_id, out = pad_token_id(self.tokenizer), []
         rows = [list(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
         for start in range(0, len(rows), self.cfg.batch_size):
             batch = rows[start : start + self.cfg.batch_size]

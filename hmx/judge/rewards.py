@@ -4,6 +4,11 @@ All criteria of a batch are scored in one judge pass (the first criterion's call
 cache keyed by the batch's text; the others read it). A non-finite score is counted in
 ``judge/invalid`` and the completions table's ``judge_invalid`` column, and is given its group's
 mean score (:mod:`hmx.judge.faults`: no advantage either way); it never crashes a run.
+
+Monitors (the drift monitor, the side-effect probes) run once per reward pass, after the judge, with the
+policy, the step count from TRL's ``trainer_state`` and TRL's ``log_metric``: the public hooks
+GRPOTrainer hands every reward function, so their metrics join the row of the rewards they sit
+next to, averaged over ranks, without touching the trainer's private state.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import torch
 from hmx.judge.factory import Judge
 from hmx.judge.faults import fill_invalid, invalid_per_row
 from hmx.judge.verdicts import Verdicts
+
+LogMetric = Callable[[str, float], None]
+Monitor = Callable[[torch.nn.Module, torch.device, int, LogMetric], None]  # model, device, steps done, log_metric
 
 
 def message_text(item: Any) -> str:
@@ -42,6 +50,7 @@ class SelfJudgeRewards:
         self._verdicts: Verdicts | None = None
         self.invalid_total = 0
         self._pending: dict[str, float] = {}  # logged with the next judge pass (judge/validity/*)
+        self.monitors: list[Monitor] = []  # run after each fresh judge pass, in order, on every rank
 
     def log_once(self, metrics: dict[str, float]) -> None:
         """Metrics handed to TRL's ``log_metric`` with the next judge pass (they join that step's row)."""
@@ -75,6 +84,13 @@ class SelfJudgeRewards:
                 log_extra("judge_invalid", invalid_per_row(self._verdicts.scores.tolist()))
         return self._verdicts
 
+    def run_monitors(self, trainer_state: Any, log_metric: LogMetric | None) -> None:
+        """Each monitor, in order, with the policy, the optimizer steps done and TRL's ``log_metric``."""
+        if trainer_state is None or log_metric is None or self.model is None:
+            return
+        for monitor in self.monitors:
+            monitor(self.model, self.device, trainer_state.global_step, log_metric)
+
     def _log(self, verdicts: Verdicts, log_metric: Callable) -> None:
         invalid = int((~torch.isfinite(verdicts.scores)).sum())
         self.invalid_total += invalid
@@ -93,6 +109,8 @@ class SelfJudgeRewards:
 
             def reward(prompts, completions, _index=index, _criterion=criterion, **kwargs) -> list[float | None]:
                 verdicts = self.verdicts(prompts, completions, kwargs.get("log_metric"), kwargs.get("log_extra"))
+                if _index == 0:  # once per reward pass: TRL calls every reward function once per batch
+                    self.run_monitors(kwargs.get("trainer_state"), kwargs.get("log_metric"))
                 filled = fill_invalid(verdicts.scores[:, _index].tolist(), [message_text(p) for p in prompts])
                 return [None if s is None else _criterion.oriented(s) for s in filled]
 

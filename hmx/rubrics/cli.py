@@ -75,27 +75,17 @@ class CriterionScore:
 
 def load_judge_model(model: str, cache_dir: str, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
     """Policy weights and tokenizer: a run directory (adapter on) or a model (hub id, path, ``tiny``)."""
-    from hmx.models import load_model, load_tokenizer, model_config
-    from hmx.runs import load_adapter_model, load_run_tokenizer, locate_run
+    from hmx.models import pick_device
+    from hmx.runs import load_weights, run_or_model
 
-    path = Path(model).expanduser()
-    if (path / "config.yaml").is_file() or (path / "adapter_config.json").is_file():
-        run = locate_run(path)
-        return load_adapter_model(run, device), load_run_tokenizer(run)
-    cfg = model_config(model)
-    policy: torch.nn.Module = load_model(cfg, cache_dir)
-    return policy.to(device).eval(), load_tokenizer(cfg, cache_dir)
+    return load_weights(*run_or_model(model, cache_dir), pick_device(device))
 
 
 def load_judge_tokenizer(model: str, cache_dir: str) -> Any:
     """The tokenizer of a run directory or a model (hub id, path, ``tiny``), without its weights."""
-    from hmx.models import load_tokenizer, model_config
-    from hmx.runs import load_run_tokenizer, locate_run
+    from hmx.runs import load_weights_tokenizer, run_or_model
 
-    path = Path(model).expanduser()
-    if (path / "config.yaml").is_file() or (path / "adapter_config.json").is_file():
-        return load_run_tokenizer(locate_run(path))
-    return load_tokenizer(model_config(model), cache_dir)
+    return load_weights_tokenizer(*run_or_model(model, cache_dir))
 
 
 def score(
@@ -184,7 +174,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for sub in (p_score, p_validate):
         sub.add_argument("--weights", choices=("policy", "base"), default="policy", help="base: a run's adapter off")
         sub.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)
-        sub.add_argument("--device", default="cpu")
+        sub.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
         sub.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser.parse_args(argv)
 

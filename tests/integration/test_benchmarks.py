@@ -38,6 +38,10 @@ def test_benchmark_suite_quick_reports_every_part(tmp_path: Path, cache_dir: Pat
     generate = by_what["judge throughput, logprob / generate (64-token rationale budget)"]
     budget = next(r for r in rows if "whole budget" in r["what"])
     assert generate["ratio"] > 1 and budget["ratio"] > 1  # one forward beats a 72-token decode
+    modes = ("binary", "fewshot", "contrastive", "relative")  # each judge mode's cost, built through build_judge
+    assert {w for w in by_what if w.startswith("judge cost")} == {
+        f"judge cost, {m} / logprob (time per verdict)" for m in modes
+    }
     memory = [r for r in rows if r["part"] == "c"]
     assert len(memory) == 3 and "peak RSS (MiB) constant" in memory[0]["detail"]
     assert report["quick"] is True and len(report["machine"]["load_average"]) == 3

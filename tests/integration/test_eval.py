@@ -22,6 +22,7 @@ from hmx.evaluation.sycophancy import DIRECTIONS
 from hmx.evaluation.tasks import TASKS_DIR
 from hmx.evaluation.tasks.datasets import data_root
 from hmx.resources import CONF_DIR
+from hmx.rubrics.cli import load_checked
 
 pytestmark = pytest.mark.skipif(data_root(None) is None, reason="../shared/data is not next to this checkout")
 
@@ -155,6 +156,21 @@ def test_external_judge_scores_the_answers_with_a_second_model(base_eval, cache_
     for c in (*CRITERIA, "overall"):
         assert metrics[f"expression/external/{c}"]["value"] == pytest.approx(metrics[f"expression/self/{c}"]["value"])
         assert metrics[f"expression/self/{c}"]["value"] == base_eval[1]["metrics"][f"expression/self/{c}"]["value"]
+
+
+def test_rubric_extra_criteria_are_scored_and_kept_out_of_overall(cache_dir, tmp_path, capsys):
+    """``rubric=hmx_feel_honest`` (hmx_feel + extra: honesty_guard): the guard's criteria are scored too."""
+    only_expression = ["suite.benchmarks=[]", "suite.sycophancy.enabled=false", "rubric=hmx_feel_honest"]
+    results = json.loads(run(eval_cfg(cache_dir, f"output_dir={tmp_path}", *SMALL, *only_expression)).read_text())
+    guards = ("honesty", "non_sycophancy")
+    assert results["rubric_criteria"] == [*CRITERIA, *guards]
+    assert set(results["metrics"]) == {f"expression/self/{c}" for c in (*CRITERIA, *guards, "overall")}
+    assert "honesty (guard), non_sycophancy (guard)" in capsys.readouterr().out
+    value = {c: results["metrics"][f"expression/self/{c}"]["value"] for c in (*CRITERIA, *guards, "overall")}
+    assert all(1 <= value[c] <= 5 for c in guards)
+    weights = {c.name: c.weight for c in load_checked("hmx_feel").criteria}  # overall: the non-guard criteria only
+    overall = sum(weights[c] * value[c] for c in CRITERIA) / sum(weights.values())
+    assert value["overall"] == pytest.approx(overall)
 
 
 def test_bad_input_fails_with_the_field_and_writes_nothing(cache_dir, tmp_path):

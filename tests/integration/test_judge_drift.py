@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.drift import PROBES, JudgeDriftMonitor, drift_scores, load_probes
+from hmx.judge.drift import PROBES, JudgeDriftMonitor, drift_judges, drift_scores, load_probes
 from hmx.judge.scoring import LogprobJudge
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.schema import load_rubric
@@ -28,13 +28,20 @@ class Capture(JudgeDriftMonitor):
 
 def test_drift_is_logged_and_matches_a_fresh_scoring(make_cfg, monkeypatch):
     monkeypatch.setattr("hmx.train.JudgeDriftMonitor", Capture)
-    cfg = make_cfg("debug=smoke", "judge.drift_steps=1", "trainer.max_steps=2", "trainer.learning_rate=0.05")
+    cfg = make_cfg(
+        "debug=smoke",
+        "judge.drift_steps=1",
+        "trainer.max_steps=3",
+        "trainer.learning_rate=0.05",
+        "trainer.save_steps=2",
+    )
     run_dir = run(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     logged = [r for r in rows if "judge/drift/gap" in r]
-    assert len(logged) == 2
+    assert [r["step"] for r in logged] == [1, 2, 3]  # in the rows of the rewards that judge gave
     monitor = Capture.instances[-1]
-    assert [step for step, _ in monitor.history] == [1, 2]
+    assert [step for step, _ in monitor.history] == [0, 1, 2]  # updates behind the judge at each pass
+    assert monitor.history[0][1]["judge/drift/gap"] == pytest.approx(0.0, abs=1e-6)  # LoRA B starts at zero
     first, last = monitor.history[0][1], monitor.history[-1][1]
     names = [c.name for c in load_rubric(RUBRICS_DIR / "hmx_feel.yaml").criteria]
     for name in names:  # the base weights never train: their scores on the fixed probes cannot move
@@ -43,11 +50,13 @@ def test_drift_is_logged_and_matches_a_fresh_scoring(make_cfg, monkeypatch):
     assert last["judge/drift/gap"] == pytest.approx(gap, abs=1e-5)
     assert logged[-1]["judge/drift/gap"] == pytest.approx(last["judge/drift/gap"], abs=1e-5)
 
-    # re-score the probes from the saved run: the last logged values are the final adapter's
-    trained = locate_run(run_dir)
-    judge = LogprobJudge(load_rubric(RUBRICS_DIR / "hmx_feel.yaml"), load_run_tokenizer(trained), JudgeConfig())
+    # re-score the probes from the checkpoint after 2 updates: the last logged values are its judge's
+    trained = locate_run(run_dir / "checkpoint-2")
+    rubric, tokenizer = load_rubric(RUBRICS_DIR / "hmx_feel.yaml"), load_run_tokenizer(trained)
+    judges = drift_judges(rubric, tokenizer, JudgeConfig())
+    assert isinstance(judges["base"], LogprobJudge) and judges["base"].cfg.weights == "base"
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as in training: TRL's bf16 default autocasts on CPU too
-        again = drift_scores(judge, load_adapter_model(trained), PROBES, torch.device("cpu"))
+        again = drift_scores(judges, load_adapter_model(trained), PROBES, torch.device("cpu"))
     for key, value in last.items():
         assert again[key] == pytest.approx(value, abs=0.02), key  # bf16 resolution at 2-4 is 1/64
     assert last["judge/drift/gap"] != 0.0  # two real LoRA steps moved the policy's judgement

@@ -12,7 +12,7 @@ import torch
 from hmx.cli import main
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.contrastive import contrastive_calls
-from hmx.judge.drift import PROBES, drift_scores
+from hmx.judge.drift import PROBES, drift_judges, drift_scores
 from hmx.judge.factory import build_judge
 from hmx.judge.faults import fill_invalid
 from hmx.judge.relative import relative_calls
@@ -93,9 +93,10 @@ def test_faults_become_nan_then_a_neutral_reward(mode, feel_rubric, tiny_model, 
 def test_drift_monitor_scores_every_mode_with_base_and_policy(feel_rubric, tiny_model, tiny_tokenizer):
     for cfg in MODES.values():
         judge = build_judge(feel_rubric, tiny_tokenizer, cfg)
-        metrics = drift_scores(judge, tiny_model, PROBES[:2], torch.device("cpu"))
+        judges = drift_judges(feel_rubric, tiny_tokenizer, cfg, judge)
+        assert judges["policy"] is judge and judges["base"].cfg.weights == "base"  # the run's judge is not changed
+        metrics = drift_scores(judges, tiny_model, PROBES[:2], torch.device("cpu"))
         assert metrics["judge/drift/gap"] == pytest.approx(0.0, abs=1e-6)  # no adapter: base == policy
-        assert judge.cfg.weights == "policy"  # put back
 
 
 def test_fewshot_needs_an_example_file(feel_rubric, tiny_tokenizer):

@@ -32,15 +32,16 @@ def test_probes_are_logged_next_to_rewards_and_leave_training_unchanged(make_cfg
     rows = [json.loads(line) for line in (probed / "metrics.jsonl").read_text().splitlines()]
     logged = [row for row in rows if "probes/truthfulqa_mc1/acc" in row]
     assert [row["step"] for row in logged] == [1, 2]  # every step, in the same rows as TRL's rewards
-    expected = {"probes/truthfulqa_mc1/acc", "probes/seconds", "probes/step_fraction", "reward"}
+    expected = {"probes/truthfulqa_mc1/acc", "probes/seconds", "reward"}
     expected |= {f"probes/sycophancy/{name}" for name in DIRECTIONS if name != "are_you_sure_flip_rate"}
     assert all(expected <= set(row) for row in logged), sorted(logged[0])
     for row in logged:
         assert 0 <= row["probes/truthfulqa_mc1/acc"] <= 1 and row["probes/seconds"] > 0
-        assert row["probes/step_fraction"] > 0  # the probes' cost as a fraction of a training step
+    assert logged[1]["probes/step_fraction"] > 0  # the probes' cost as a fraction of a training step since the last
     history = [json.loads(line) for line in (probed / PROBES_FILE).read_text().splitlines()]
     assert [h["step"] for h in history] == [0, 1, 2]  # step 0: before any update, the trade-off's baseline
-    assert history[1]["probes/truthfulqa_mc1/acc"] == logged[0]["probes/truthfulqa_mc1/acc"]
+    for row, probe in zip(logged, history, strict=False):  # row k+1: the policy after k updates, which sampled it
+        assert probe["probes/truthfulqa_mc1/acc"] == pytest.approx(row["probes/truthfulqa_mc1/acc"], abs=1e-6)  # fp32
     # hmx compare --pick: the saved checkpoint with the most expression within the accepted TruthfulQA drop
     main(["--pick", str(probed), "--max-truth-drop", "1", "--out", str(tmp_path / "pick")])
     table = json.loads((tmp_path / "pick" / "tradeoff.json").read_text())

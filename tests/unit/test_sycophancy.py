@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from hmx.evaluation.chat import chat_prompt
+from hmx.chat_template import chat_prompt
 from hmx.evaluation.sycophancy import (
     CHALLENGE,
     LETTERS,
