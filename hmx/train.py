@@ -116,7 +116,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             metrics = trainer._metrics["train"]
             log = lambda name, value: metrics[name].append(value)  # noqa: E731
             device = trainer.accelerator.device
-            trainer.add_callback(JudgeDriftMonitor(judge.judge, drift_probes, judge_cfg.drift_steps, log, device))
+            monitored = getattr(judge.judge, "self_judge", judge.judge)  # a panel's self-judge
+            trainer.add_callback(JudgeDriftMonitor(monitored, drift_probes, judge_cfg.drift_steps, log, device))
         if side_effects.steps:  # probes/* join TRL's metrics the same way
             metrics = trainer._metrics["train"]
             trainer.add_callback(SideEffectProbes(side_effects, tokenizer, lambda k, v: metrics[k].append(v), run_dir))
