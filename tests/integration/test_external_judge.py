@@ -40,7 +40,12 @@ COMPLETIONS = ["I'm so glad for you; I feel proud.", "Sure."]
 class Server:
     url: str  # the OpenAI base URL, .../v1
     model: str  # the served model's name
-    process: subprocess.Popen
+
+
+@dataclass
+class Servers:
+    generate: Server  # transformers serve: no logprobs
+    logprobs: Server  # tests/integration/logprob_server.py
 
 
 def free_port() -> int:
@@ -55,44 +60,74 @@ def verdict_bias(tokenizer, verdict: str) -> list:
     return [[[ids[0]], 100.0], *[[[a, b], 200.0] for a, b in zip(ids, ids[1:], strict=False)]]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_dir: Path, tiny_tokenizer, tmp_path_factory) -> Iterator[Server]:
-    """``transformers serve`` on the tiny model (biased to write ``Score: 3``), ready, and killed at teardown."""
-    model_dir = tmp_path_factory.mktemp("served") / "tiny-judge"
-    shutil.copytree(tiny_dir, model_dir)
-    config_file = model_dir / "generation_config.json"
-    config = json.loads(config_file.read_text())
-    config["sequence_bias"] = verdict_bias(tiny_tokenizer, "Score: 3")
-    config_file.write_text(json.dumps(config))
-    port = free_port()
-    command = [str(Path(sys.executable).with_name("transformers")), "serve", str(model_dir)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32"]
-    log = (model_dir.parent / "server.log").open("w")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + READY_SECONDS
-    try:
-        while True:
-            if process.poll() is not None:
-                tail = (model_dir.parent / "server.log").read_text()[-2000:]
-                pytest.fail(f"transformers serve exited {process.returncode}: {tail}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"transformers serve not ready after {READY_SECONDS} s")
-            time.sleep(0.5)
-        yield Server(f"http://127.0.0.1:{port}/v1", str(model_dir), process)
-    finally:
-        process.terminate()
+def wait_ready(process: subprocess.Popen, port: int, log: Path, deadline: float) -> None:
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{process.args} exited {process.returncode}: {log.read_text()[-2000:]}")
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{process.args} not ready after {READY_SECONDS} s: {log.read_text()[-2000:]}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def servers(tiny_dir: Path, tiny_tokenizer, tmp_path_factory) -> Iterator[Servers]:
+    """Both servers on free ports, started together, ready within READY_SECONDS, killed at teardown."""
+    root = tmp_path_factory.mktemp("served")
+    biased = root / "tiny-judge"  # for transformers serve: biased to write "Score: 3"
+    shutil.copytree(tiny_dir, biased)
+    config = json.loads((biased / "generation_config.json").read_text())
+    config["sequence_bias"] = verdict_bias(tiny_tokenizer, "Score: 3")
+    (biased / "generation_config.json").write_text(json.dumps(config))
+    ports = free_port(), free_port()
+    commands = [
+        [
+            str(Path(sys.executable).with_name("transformers")),
+            "serve",
+            str(biased),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports[0]),
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+        ],
+        [sys.executable, str(Path(__file__).with_name("logprob_server.py")), str(tiny_dir), "--port", str(ports[1])],
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    logs = [root / "transformers-serve.log", root / "logprob-server.log"]
+    processes = []
+    try:
+        for command, log in zip(commands, logs, strict=True):
+            with log.open("w") as handle:
+                processes.append(subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env))
+        deadline = time.monotonic() + READY_SECONDS
+        for process, port, log in zip(processes, ports, logs, strict=True):
+            wait_ready(process, port, log, deadline)
+        yield Servers(
+            Server(f"http://127.0.0.1:{ports[0]}/v1", str(biased)),
+            Server(f"http://127.0.0.1:{ports[1]}/v1", str(tiny_dir)),
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(servers: Servers) -> Server:
+    return servers.generate
 
 
 def external(server: Server, **fields) -> JudgeConfig:
@@ -117,6 +152,31 @@ def test_auto_scoring_falls_back_to_generate_when_no_logprobs_come_back(server, 
     assert verdicts.scores.eq(3.0).all()
 
 
+def test_logprob_scoring_is_the_expected_score_of_the_served_models_labels(
+    servers, feel_rubric, tiny_tokenizer, tiny_model
+):
+    top = tiny_tokenizer.vocab_size + 8  # every token: the server's distribution is the model's, exactly
+    judge = build_judge(feel_rubric, tiny_tokenizer, external(servers.logprobs, scoring="auto", top_logprobs=top))
+    verdicts = judge.score(None, PROMPTS, COMPLETIONS, None)  # type: ignore[arg-type]
+    assert judge.scoring == "logprobs" and judge.last_metrics["judge/external/logprobs"] == 1.0
+    for i, (prompt, completion) in enumerate(zip(PROMPTS, COMPLETIONS, strict=True)):
+        for j, criterion in enumerate(feel_rubric.criteria):
+            text = tiny_tokenizer.apply_chat_template(
+                [{"role": "user", "content": judge.message(prompt, completion, criterion, "logprobs")}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            ids = tiny_tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                logprobs = torch.log_softmax(tiny_model(input_ids=ids).logits[0, -1].float(), dim=-1)
+            label_ids = [tiny_tokenizer.convert_tokens_to_ids(label) for label in criterion.labels]
+            probs = logprobs[label_ids].exp()
+            expected = float(probs @ torch.tensor(criterion.values) / probs.sum())
+            assert verdicts.scores[i, j].item() == pytest.approx(expected, abs=1e-4)
+            assert verdicts.label_mass[i, j].item() == pytest.approx(float(probs.sum()), rel=1e-3)
+    assert verdicts.scores.min() >= 1.0 and verdicts.scores.max() <= 5.0 and verdicts.scores.std() > 0
+
+
 def test_logprob_scoring_on_a_server_without_logprobs_is_a_counted_fault(server, feel_rubric, tiny_tokenizer):
     judge = build_judge(feel_rubric, tiny_tokenizer, external(server, scoring="logprobs"))
     verdicts = judge.score(None, PROMPTS, COMPLETIONS, None)  # type: ignore[arg-type]
@@ -124,7 +184,7 @@ def test_logprob_scoring_on_a_server_without_logprobs_is_a_counted_fault(server,
 
 
 def test_timeout_and_unreachable_server_give_neutral_rewards(server, feel_rubric, tiny_tokenizer):
-    dead = Server(f"http://127.0.0.1:{free_port()}/v1", server.model, server.process)  # nothing listens there
+    dead = Server(f"http://127.0.0.1:{free_port()}/v1", server.model)  # nothing listens there
     for cfg in (external(dead, retries=2, backoff=0.01), external(server, timeout=0.001, retries=1, backoff=0.01)):
         judge = build_judge(feel_rubric, tiny_tokenizer, cfg)
         rewards = SelfJudgeRewards(judge)
@@ -160,7 +220,7 @@ def test_bad_external_config_exits_2_naming_the_field(tmp_path, cache_dir, capsy
         assert not runs.exists() or not any(runs.iterdir())
 
 
-def test_training_with_the_external_judge_and_the_panel_logs_their_metrics(server, make_cfg, monkeypatch):
+def test_training_with_the_external_judge_and_the_panel_logs_their_metrics(servers, make_cfg, monkeypatch):
     from hmx.train import run
 
     monkeypatch.setenv("HMX_TEST_JUDGE_KEY", "sk-test-not-a-secret-7c1f")
@@ -173,27 +233,26 @@ def test_training_with_the_external_judge_and_the_panel_logs_their_metrics(serve
         "run_name=external",
         "judge=external",
         "judge.panel=true",
-        "judge.max_rationale_tokens=4",
-        f"judge.external.base_url={server.url}",
-        f"judge.external.model={server.model}",
-        "judge.external.scoring=generate",
+        f"judge.external.base_url={servers.logprobs.url}",
+        f"judge.external.model={servers.logprobs.model}",
+        "judge.external.scoring=logprobs",
+        "judge.external.top_logprobs=2000",  # a random model rarely puts a label in its top 20
         "judge.external.api_key_env=HMX_TEST_JUDGE_KEY",
     )
     run_dir = run(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     logged = [row for row in rows if "judge/external/failed" in row]
-    assert logged and all(row["judge/external/failed"] == 0 for row in logged)
-    assert all(row["rewards/feelings/mean"] == 3.0 for row in logged)  # the reward is the external judge's
+    assert logged and all(row["judge/external/failed"] == 0 and row["judge/invalid"] == 0 for row in logged)
+    assert all(row["judge/external/logprobs"] == 1.0 and 1 <= row["rewards/feelings/mean"] <= 5 for row in logged)
     panel = [key for key in logged[0] if key.startswith("judge/panel/")]
     assert sorted(panel) == sorted(
         f"judge/panel/{c}/{pair}"
         for c in ("feelings", "intentions", "self_awareness")
         for pair in ("self_base", "self_external", "base_external")
     )
-    for row in logged:  # None in the log where rho is undefined: the external judge's scores are all 3
-        assert row["judge/panel/feelings/self_external"] is None
-        rho = row["judge/panel/feelings/self_base"]
-        assert rho is None or -1.0 <= rho <= 1.0
+    for row in logged:  # Spearman's rho, or None in the log where it is undefined (a constant side)
+        assert all(row[key] is None or -1.0 <= row[key] <= 1.0 for key in panel)
+    assert any(row["judge/panel/feelings/self_external"] is not None for row in logged)
     text = "".join(
         p.read_text(errors="ignore")
         for p in run_dir.rglob("*")
