@@ -71,9 +71,10 @@ def check_external(cfg: ExternalJudgeConfig) -> str | None:
     for name, floor in (("concurrency", 1), ("top_logprobs", 1), ("retries", 0)):
         if getattr(cfg, name) < floor:
             raise ConfigError(f"{where}.{name}': must be >= {floor}, got {getattr(cfg, name)}")
-    for name in ("timeout", "backoff"):
-        if not getattr(cfg, name) >= 0 or (name == "timeout" and cfg.timeout == 0):
-            raise ConfigError(f"{where}.{name}': must be > 0, got {getattr(cfg, name)}")
+    if not cfg.timeout > 0:
+        raise ConfigError(f"{where}.timeout': must be > 0 seconds, got {cfg.timeout}")
+    if not cfg.backoff >= 0:
+        raise ConfigError(f"{where}.backoff': must be >= 0 seconds, got {cfg.backoff}")
     if cfg.api_key_env is None:
         return None
     key = os.environ.get(cfg.api_key_env)
