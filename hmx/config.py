@@ -89,6 +89,7 @@ class ExternalJudgeConfig:
     timeout: float = 60.0  # seconds per request
     retries: int = 2  # further tries after a timeout, a connection error, a 429 or a 5xx
     backoff: float = 0.5  # seconds before the first retry, doubled at each further one
+    extra_body: dict[str, Any] = field(default_factory=dict)  # more request fields, e.g. chat_template_kwargs
 
 
 @dataclass

@@ -166,6 +166,7 @@ class ExternalJudge:
         """POST one chat completion, retried with backoff; (the JSON answer or None, retries made)."""
         ext = self.cfg.external
         body: dict[str, Any] = {
+            **ext.extra_body,  # e.g. {"chat_template_kwargs": {"enable_thinking": false}} for a thinking model
             "model": ext.model,
             "messages": [{"role": "user", "content": message}],
             "temperature": 0.0,

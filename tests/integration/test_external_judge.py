@@ -136,7 +136,8 @@ def external(server: Server, **fields) -> JudgeConfig:
 
 
 def test_generate_scoring_through_the_server(server, feel_rubric, tiny_tokenizer):
-    judge = build_judge(feel_rubric, tiny_tokenizer, external(server))
+    thinking_off = {"chat_template_kwargs": {"enable_thinking": False}}  # a field transformers serve knows
+    judge = build_judge(feel_rubric, tiny_tokenizer, external(server, extra_body=thinking_off))
     verdicts = judge.score(None, PROMPTS, COMPLETIONS, None)  # type: ignore[arg-type]
     assert verdicts.scores.shape == (2, 3)
     assert verdicts.scores.eq(3.0).all()  # the server wrote "Score: 3" every time, and it parsed
@@ -197,6 +198,14 @@ def test_timeout_and_unreachable_server_give_neutral_rewards(server, feel_rubric
         assert logged["judge/invalid"] == 6 and logged["judge/external/failed"] == 6
         assert logged["judge/external/retries"] == 6 * retries
     assert rewards.invalid_total == 6
+
+
+def test_a_request_the_server_refuses_is_not_retried(server, feel_rubric, tiny_tokenizer):
+    cfg = external(server, extra_body={"hmx_unknown_field": 1}, retries=3)  # transformers serve: 422
+    judge = build_judge(feel_rubric, tiny_tokenizer, cfg)
+    verdicts = judge.score(None, PROMPTS, COMPLETIONS, None)  # type: ignore[arg-type]
+    assert verdicts.scores.isnan().all()
+    assert judge.last_metrics["judge/external/failed"] == 6 and judge.last_metrics["judge/external/retries"] == 0
 
 
 def test_bad_external_config_exits_2_naming_the_field(tmp_path, cache_dir, capsys, monkeypatch):

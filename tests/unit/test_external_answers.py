@@ -85,3 +85,14 @@ def test_agreement_names_every_pair_and_criterion(feel_rubric):
     metrics = agreement(feel_rubric, scores)
     assert len(metrics) == 9 and metrics["judge/panel/feelings/self_base"] == pytest.approx(1.0)
     assert metrics["judge/panel/feelings/self_external"] == pytest.approx(-1.0)
+
+
+def test_extra_body_is_a_typed_dict_in_the_judge_node(make_cfg):
+    from hmx.config import typed_node
+
+    cfg = make_cfg("judge=external", "+judge.external.extra_body.chat_template_kwargs.enable_thinking=false")
+    node = typed_node(cfg, "judge")
+    assert node.source == "external" and node.external.extra_body == {
+        "chat_template_kwargs": {"enable_thinking": False}
+    }
+    assert type(node.external.extra_body) is dict
