@@ -90,6 +90,8 @@ def label_distribution(top_logprobs: Sequence[dict[str, Any]], labels: Sequence[
     """Probability of each label among a position's alternatives (summed over spellings), and their total."""
     probs = [0.0] * len(labels)
     for alternative in top_logprobs:
+        if not isinstance(alternative, dict):
+            continue
         token, logprob = str(alternative.get("token", "")).strip(), alternative.get("logprob")
         if token in labels and isinstance(logprob, (int, float)) and math.isfinite(logprob):
             probs[labels.index(token)] += math.exp(logprob)
@@ -213,6 +215,14 @@ class ExternalJudge:
             verdict.score = sum(p * v for p, v in zip(verdict.probs or [], criterion.values, strict=True))
         return verdict
 
+    def safe_row(self, prompt: str, completion: str, criterion: Criterion, scoring: str) -> RowVerdict:
+        """:meth:`row`, with anything unforeseen (a malformed answer) a failed row instead of a crashed run."""
+        try:
+            return self.row(prompt, completion, criterion, scoring)
+        except Exception as err:  # a judge fault must never stop training
+            logger.warning("external judge: %s: %s", type(err).__name__, err)
+            return RowVerdict(failed=True)
+
     def resolve_scoring(self, prompt: str, completion: str) -> None:
         """``auto``: one logprob request decides whether the server returns logprobs (kept for the run)."""
         message = self.message(prompt, completion, self.rubric.criteria[0], "logprobs")
@@ -239,7 +249,7 @@ class ExternalJudge:
         ]
         workers = max(1, min(self.cfg.external.concurrency, len(jobs)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hmx-judge") as pool:
-            rows = list(pool.map(lambda job: self.row(job[0], job[1], job[2], scoring), jobs))
+            rows = list(pool.map(lambda job: self.safe_row(job[0], job[1], job[2], scoring), jobs))
         scores = torch.tensor([r.score for r in rows], dtype=torch.float32).view(n, c)
         mass = torch.tensor([r.mass for r in rows], dtype=torch.float32).view(n, c)
         probs = [[rows[i * c + j].probs or [] for j in range(c)] for i in range(n)]

@@ -27,6 +27,8 @@ def test_label_probabilities_sum_every_spelling_of_a_label_and_skip_the_rest():
         {"token": "5", "logprob": math.log(0.2)},
         {"token": "Score", "logprob": math.log(0.2)},  # not a label
         {"token": "4", "logprob": float("-inf")},
+        "2",  # malformed: skipped
+        {"token": "1", "logprob": "high"},  # malformed: skipped
     ]
     probs, mass = label_distribution(first_top_logprobs(answer(top)) or [], LABELS)
     assert probs == pytest.approx([0, 0, 0.5, 0, 0.2]) and mass == pytest.approx(0.7)
