@@ -77,8 +77,27 @@ class RubricConfig:
 
 
 @dataclass
+class ExternalJudgeConfig:
+    """An OpenAI-compatible endpoint as the judge (``judge.source=external``; hmx/judge/external.py)."""
+
+    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1 (vLLM, trl vllm-serve, transformers serve)
+    model: str | None = None  # the served model's name, as the server lists it under /v1/models
+    api_key_env: str | None = None  # NAME of the environment variable holding the key (never the key itself)
+    scoring: str = "auto"  # auto: logprobs where the server returns them, else generate | logprobs | generate
+    top_logprobs: int = 20  # logprob scoring: alternatives asked for at the label position
+    concurrency: int = 8  # requests in flight at once, per rank
+    timeout: float = 60.0  # seconds per request
+    retries: int = 2  # further tries after a timeout, a connection error, a 429 or a 5xx
+    backoff: float = 0.5  # seconds before the first retry, doubled at each further one
+    extra_body: dict[str, Any] = field(default_factory=dict)  # more request fields, e.g. chat_template_kwargs
+
+
+@dataclass
 class JudgeConfig:
     mode: str = "logprob"  # one of JUDGE_MODES; docs/rubrics.md compares them
+    source: str = "self"  # self: the policy judges (mode, weights) | external: the endpoint of judge.external
+    panel: bool = False  # also score every batch with the self, frozen-base and external judges; log agreement
+    external: ExternalJudgeConfig = field(default_factory=ExternalJudgeConfig)
     weights: str = "policy"  # policy: adapter on (self-rewarding) | base: adapter off (frozen judge)
     batch_size: int = 16  # fixed micro-batch: every rank makes the same number of forward calls
     max_batch_tokens: int | None = None  # logprob mode: padded tokens per call (0: batch_size rows; None: by device)
@@ -139,6 +158,7 @@ JUDGE_MODES = ("logprob", "generate", "binary", "contrastive", "fewshot", "relat
 CHOICES = {
     ("judge", "mode"): JUDGE_MODES,
     ("judge", "weights"): ("policy", "base"),
+    ("judge", "source"): ("self", "external"),
     ("rubric", "direction"): ("forward", "reverse"),
     ("logger", "backend"): ("wandb", "none"),
     ("logger", "mode"): ("auto", "online", "offline"),

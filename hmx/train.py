@@ -117,7 +117,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         if isinstance(judge.judge, GenerateJudge):
             judge.judge.attach_vllm(getattr(trainer, "vllm_generation", None))
         if drift_probes:  # judge/drift/*: a monitor of the judge pass, logged through TRL's log_metric
-            judges = drift_judges(rubric, tokenizer, judge_cfg, judge.judge)
+            monitored = getattr(judge.judge, "self_judge", judge.judge)  # a panel's self-judge
+            judges = drift_judges(rubric, tokenizer, judge_cfg, monitored)
             judge.monitors.append(JudgeDriftMonitor(judges, drift_probes, judge_cfg.drift_steps))
         if side_effects.steps:  # probes/*: the same hook, and on_train_end for the final adapter
             probes = SideEffectProbes(side_effects, tokenizer, run_dir)

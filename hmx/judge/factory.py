@@ -9,13 +9,18 @@ Modes (``judge.mode``, declared in :data:`hmx.config.JUDGE_MODES`):
 - ``contrastive``: the reply's likelihood under the top vs the bottom anchor (:mod:`hmx.judge.contrastive`);
 - ``relative``: a group's replies compared in one prompt, in every rotation (:mod:`hmx.judge.relative`).
 
-Every mode scores with the weights it is given (the policy's; ``judge.weights=base`` turns the
+Sources (``judge.source``): ``self`` (the modes above, with the policy's weights) or ``external``
+(an OpenAI-compatible endpoint, :mod:`hmx.judge.external`); ``judge.panel=true`` wraps both and the
+frozen base judge in a :class:`~hmx.judge.panel.JudgePanel` that logs their agreement.
+
+Every self-judge mode scores with the weights it is given (the policy's; ``judge.weights=base`` turns the
 adapter off), makes a number of forward calls fixed by N, C, ``judge.batch_size`` and the config
 (ZeRO-3), quotes the completion defused, and returns NaN for a fault (a neutral reward).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -39,7 +44,22 @@ class Judge(Protocol):
 
 
 def build_judge(rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig) -> Judge:
-    """The judge for ``cfg.mode``; raises RubricError/ConfigError for a rubric or config it cannot use."""
+    """The judge for ``cfg.source`` and ``cfg.mode``; raises RubricError/ConfigError for a config it cannot use."""
+    if cfg.panel:
+        from hmx.judge.external import ExternalJudge
+        from hmx.judge.panel import JudgePanel
+
+        alone = dataclasses.replace(cfg, panel=False, source="self")
+        return JudgePanel(build_judge(rubric, tokenizer, alone), ExternalJudge(rubric, tokenizer, alone), cfg)
+    if cfg.source == "external":
+        from hmx.judge.external import ExternalJudge
+
+        if cfg.drift_steps > 0:
+            raise ConfigError(
+                "config field 'judge.drift_steps': the drift monitor compares the self-judge's base and policy "
+                "weights; an external judge has neither (judge.panel=true compares the judges instead)"
+            )
+        return ExternalJudge(rubric, tokenizer, cfg)
     if cfg.mode == "logprob":
         from hmx.judge.scoring import LogprobJudge
 
