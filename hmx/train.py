@@ -28,6 +28,7 @@ from hmx.evaluation.probes import SideEffectProbes, probes_config
 from hmx.generation import check_context, check_generation, model_context, resolve_generation
 from hmx.guards import check_reward_weights, guard_functions, guard_weights
 from hmx.judge.drift import JudgeDriftMonitor, drift_judges, load_probes
+from hmx.judge.external import check_reachable
 from hmx.judge.factory import build_judge
 from hmx.judge.generate import GenerateJudge
 from hmx.judge.preflight import check_judge, pairs_to_check
@@ -77,6 +78,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     check_template(rubric)
     tokenizer = load_tokenizer(model_cfg, paths.cache_dir)
     judge = SelfJudgeRewards(build_judge(rubric, tokenizer, judge_cfg))
+    if judge_cfg.source == "external" or judge_cfg.panel:
+        check_reachable(judge_cfg.external)  # a wrong URL fails here, not as a run of neutral rewards
     validity_pairs = pairs_to_check(judge_cfg, rubric)
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
     side_effects = probes_config(cfg)

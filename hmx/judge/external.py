@@ -86,6 +86,22 @@ def check_external(cfg: ExternalJudgeConfig) -> str | None:
     return key
 
 
+def check_reachable(cfg: ExternalJudgeConfig) -> None:
+    """Fail at start-up when nothing answers at ``judge.external.base_url`` (any HTTP status is an answer).
+
+    During training a failed request is a neutral reward; before it, an unreachable server is almost
+    always a wrong URL or a server not started yet, and a run of neutral rewards would hide it.
+    """
+    url = str(cfg.base_url).rstrip("/") + "/models"
+    try:
+        httpx.get(url, timeout=min(cfg.timeout, 10.0))
+    except httpx.HTTPError as err:
+        raise ConfigError(
+            f"config field 'judge.external.base_url': nothing answers at {cfg.base_url} ({type(err).__name__}); "
+            "start the server first (e.g. `vllm serve MODEL --port 8000`) or correct the URL"
+        ) from None
+
+
 def label_distribution(top_logprobs: Sequence[dict[str, Any]], labels: Sequence[str]) -> tuple[list[float], float]:
     """Probability of each label among a position's alternatives (summed over spellings), and their total."""
     probs = [0.0] * len(labels)

@@ -217,6 +217,7 @@ def test_bad_external_config_exits_2_naming_the_field(tmp_path, cache_dir, capsy
         ([], "judge.external.base_url"),
         ([url, model, "judge.external.api_key_env=HMX_TEST_JUDGE_KEY"], "judge.external.api_key_env"),
         ([url, model, "judge.drift_steps=2"], "judge.drift_steps"),
+        ([url, model], "judge.external.base_url"),  # nothing answers at port 9: refused at start-up
     ]
     for overrides, field in cases:
         with pytest.raises(SystemExit) as exit_info:
