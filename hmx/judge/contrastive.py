@@ -29,8 +29,9 @@ from transformers import PreTrainedTokenizerBase
 
 from hmx.chat_template import user_prompt
 from hmx.config import JudgeConfig
+from hmx.judge.packing import left_pad
 from hmx.judge.prompts import special_tokens
-from hmx.judge.schedule import agree_calls, pad_calls
+from hmx.judge.schedule import scheduled_pass
 from hmx.judge.verdicts import Verdicts, judging
 from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking
@@ -93,12 +94,9 @@ class ContrastiveJudge:
         out = []
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]
-            seqs = [context + reply for context, reply in batch]
-            length = max(len(s) for s in seqs)
+            ids, mask, positions = left_pad([context + reply for context, reply in batch], pad_id, device)
+            length = ids.shape[1]
             keep = max(len(reply) for _, reply in batch) + 1  # logits that predict every reply token
-            ids = torch.tensor([[pad_id] * (length - len(s)) + s for s in seqs], device=device)
-            mask = torch.tensor([[0] * (length - len(s)) + [1] * len(s) for s in seqs], device=device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = model(
                 input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep, use_cache=False
             ).logits.float()
@@ -114,10 +112,11 @@ class ContrastiveJudge:
     ) -> Verdicts:
         n, c = len(completions), len(self.rubric.criteria)
         rows = self.rows(prompts, completions)
-        with judging(model, self.cfg.weights):
-            extra = agree_calls(contrastive_calls(n, c, self.cfg.batch_size), device)
+        with (
+            judging(model, self.cfg.weights),
+            scheduled_pass(model, contrastive_calls(n, c, self.cfg.batch_size), device),
+        ):
             means = self.mean_logprobs(model, rows, device) if rows else torch.empty(0)
-            pad_calls(model, extra, device)
         return self.verdicts(means.view(n, c, 2))
 
     def verdicts(self, means: torch.Tensor) -> Verdicts:

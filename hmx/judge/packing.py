@@ -1,4 +1,5 @@
-"""Shared-prefix packing of judge rows: several criteria of one completion in one sequence.
+"""Judge rows as model inputs: left-padded batches, and shared-prefix packing (several criteria of one
+completion in one sequence).
 
 ``prefix + suffix_1 + … + suffix_g`` with a 4D attention mask in which each suffix sees the
 cached static prefix, the completion's prefix and itself (never another suffix), and position
@@ -83,3 +84,16 @@ def packed_attention_mask(
         allowed = torch.cat([seen, allowed], dim=2)
     mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
     return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
+
+
+def left_pad(
+    rows: Sequence[list[int]], pad_id: int, device: torch.device | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token rows as one left-padded batch: ``input_ids``, ``attention_mask`` and ``position_ids``.
+
+    Positions count real tokens only, so a row's logits equal those of the row alone.
+    """
+    length = max(len(row) for row in rows)
+    ids = torch.tensor([[pad_id] * (length - len(row)) + list(row) for row in rows], device=device)
+    mask = torch.tensor([[0] * (length - len(row)) + [1] * len(row) for row in rows], device=device)
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)

@@ -24,8 +24,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import JudgeConfig
+from hmx.judge.packing import left_pad
 from hmx.judge.prompts import chat_text, special_tokens
-from hmx.judge.schedule import agree_calls, pad_calls
+from hmx.judge.schedule import scheduled_pass
 from hmx.judge.verdicts import Verdicts, judging
 from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking
@@ -106,10 +107,8 @@ class RelativeJudge:
     ) -> Verdicts:
         n, c = len(completions), len(self.rubric.criteria)
         rows = self.rows(prompts, completions)
-        with judging(model, self.cfg.weights):
-            extra = agree_calls(relative_calls(n, c, self.cfg.batch_size), device)
+        with judging(model, self.cfg.weights), scheduled_pass(model, relative_calls(n, c, self.cfg.batch_size), device):
             logits = self.last_logits(model, [text for *_, text in rows], device)
-            pad_calls(model, extra, device)
         shares = torch.zeros(n, c)
         counts = torch.zeros(n, c)
         mass = torch.zeros(n, c)
@@ -137,11 +136,7 @@ class RelativeJudge:
         pad_id, out = pad_token_id(self.tokenizer), []
         rows = [list(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
         for start in range(0, len(rows), self.cfg.batch_size):
-            batch = rows[start : start + self.cfg.batch_size]
-            length = max(len(row) for row in batch)
-            ids = torch.tensor([[pad_id] * (length - len(row)) + row for row in batch], device=device)
-            mask = torch.tensor([[0] * (length - len(row)) + [1] * len(row) for row in batch], device=device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            ids, mask, positions = left_pad(rows[start : start + self.cfg.batch_size], pad_id, device)
             logits = model(
                 input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, use_cache=False
             ).logits

@@ -14,7 +14,8 @@ so it is computed from the tokenized rows before any forward and agreed the same
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 
@@ -56,6 +57,14 @@ def pad_calls(model: torch.nn.Module, calls: int, device: torch.device) -> None:
     token = torch.zeros(1, 1, dtype=torch.long, device=device)
     for _ in range(calls):
         model(input_ids=token, use_cache=False, logits_to_keep=1)
+
+
+@contextmanager
+def scheduled_pass(model: torch.nn.Module, calls: int, device: torch.device) -> Iterator[None]:
+    """One judge pass of ``calls`` forward calls on this rank: agreed before it, padded after it."""
+    extra = agree_calls(calls, device)
+    yield
+    pad_calls(model, extra, device)
 
 
 def group_calls(lengths: Sequence[int], per_call: int, max_tokens: int = 0) -> list[list[int]]:

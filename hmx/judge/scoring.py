@@ -53,6 +53,7 @@ from hmx.judge.packing import (
     MASKABLE_ATTENTION,
     PackedUnit,
     drop_static,
+    left_pad,
     pack_unit,
     packed_attention_mask,
     shared_prefix_length,
@@ -65,10 +66,11 @@ from hmx.judge.prefix_cache import (
     static_prefix_cache,
 )
 from hmx.judge.prompts import PROBE, JudgePrompts, chat_text
-from hmx.judge.schedule import agree_calls, group_calls, pad_calls, token_budget
 from hmx.judge.schedule import forward_calls as forward_calls  # re-exported: the fixed schedule's count
+from hmx.judge.schedule import group_calls, scheduled_pass, token_budget
 from hmx.judge.tokens import RowTokenizer
 from hmx.judge.verdicts import Verdicts, judging
+from hmx.models import pad_token_id
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
 
@@ -150,14 +152,10 @@ class LogprobJudge:
     ) -> torch.Tensor:
         """One row per text: next-token logits after each, in left-padded calls (:meth:`row_calls`)."""
         rows = self.rows(texts) if rows is None else rows
-        pad_id = self.tokenizer.pad_token_id or 0
+        pad_id = pad_token_id(self.tokenizer)
         out = torch.empty(len(rows), 0)
         for call in self.row_calls(rows, budget):
-            batch = [rows[i] for i in call]
-            length = max(len(row) for row in batch)
-            input_ids = torch.tensor([[pad_id] * (length - len(row)) + row for row in batch], device=device)
-            attention_mask = torch.tensor([[0] * (length - len(row)) + [1] * len(row) for row in batch], device=device)
-            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            input_ids, attention_mask, positions = left_pad([rows[i] for i in call], pad_id, device)
             logits = (
                 model(
                     input_ids=input_ids,
@@ -214,7 +212,7 @@ class LogprobJudge:
         for call in plan.calls:
             batch = [units[u] for u in call]
             length = max(len(unit.tokens) for unit in batch)
-            pad_id = self.tokenizer.pad_token_id or 0
+            pad_id = pad_token_id(self.tokenizer)
             input_ids = torch.tensor([[pad_id] * (length - len(u.tokens)) + u.tokens for u in batch])
             positions = torch.tensor([[0] * (length - len(u.tokens)) + u.positions for u in batch])
             width = max(len(u.ends) for u in batch)
@@ -260,15 +258,13 @@ class LogprobJudge:
         n, c = len(completions), len(self.rubric.criteria)
         texts = self.texts(prompts, completions)
         rows, budget = self.rows(texts), token_budget(self.cfg.max_batch_tokens, model, device)
-        with judging(model, self.cfg.weights):
-            extra = agree_calls(self.planned_calls(model, rows, budget), device)
+        with judging(model, self.cfg.weights), scheduled_pass(model, self.planned_calls(model, rows, budget), device):
             if not texts:
                 logits = torch.empty(0, 1)
             elif self.shares_prefix(model):
                 logits = self.packed_last_logits(model, texts, device, budget, rows)
             else:
                 logits = self.last_logits(model, texts, device, budget, rows)
-            pad_calls(model, extra, device)
         return self.verdicts(logits.view(n, c, logits.shape[-1]))
 
     def verdicts(self, logits: torch.Tensor) -> Verdicts:
