@@ -111,6 +111,7 @@ class JudgeConfig:
     contrastive_scale: float = 10.0  # contrastive mode: score = min + range * sigmoid(scale * log-likelihood gap)
     examples: str | None = None  # fewshot mode: a labelled pair file whose dev pairs are shown as examples
     examples_per_criterion: int = 2  # fewshot mode: pairs shown per criterion
+    probe: str | None = None  # probe mode: the head file written by hmx rubric fit-probe
     validate: str | None = None  # a labelled pair file: hmx train checks the judge on it before training
     validate_split: str | None = None  # only the pairs of this split (e.g. test); None: every pair
     min_accuracy: float | None = None  # refuse to train when the judge's pairwise accuracy is below this
@@ -153,7 +154,7 @@ class PathsConfig:
 
 
 # Judge modes, declared once (hmx/judge/factory.py builds each).
-JUDGE_MODES = ("logprob", "generate", "binary", "contrastive", "fewshot", "relative")
+JUDGE_MODES = ("logprob", "generate", "binary", "contrastive", "fewshot", "relative", "probe")
 
 CHOICES = {
     ("judge", "mode"): JUDGE_MODES,

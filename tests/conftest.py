@@ -78,3 +78,23 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*overrides, "trainer.log_completions=true", "logger=none"])
     return run(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_probe(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """A probe-mode head file for the tiny model and hmx_feel, fitted by ``hmx rubric fit-probe`` on 9 dev pairs."""
+    import json
+
+    from hmx.cli import main
+    from hmx.resources import RUBRICS_DIR
+
+    folder = tmp_path_factory.mktemp("probe")
+    rows = [json.loads(line) for line in (RUBRICS_DIR / "hmx_feel.pairs.jsonl").read_text().splitlines()]
+    pairs = folder / "dev.jsonl"
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in [r for r in rows if r["split"] == "dev"][:9]))
+    out = folder / "tiny.safetensors"
+    fit = ["rubric", "fit-probe", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
+    with pytest.raises(SystemExit) as done:
+        main([*fit, "--pairs", str(pairs), "--out", str(out)])
+    assert done.value.code == 0 and out.is_file()
+    return out

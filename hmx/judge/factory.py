@@ -7,7 +7,8 @@ Modes (``judge.mode``, declared in :data:`hmx.config.JUDGE_MODES`):
 - ``binary``: P(Yes) that the reply matches the criterion's top anchor (:mod:`hmx.judge.binary`);
 - ``fewshot``: binary, with labelled examples from ``judge.examples`` in the prompt;
 - ``contrastive``: the reply's likelihood under the top vs the bottom anchor (:mod:`hmx.judge.contrastive`);
-- ``relative``: a group's replies compared in one prompt, in every rotation (:mod:`hmx.judge.relative`).
+- ``relative``: a group's replies compared in one prompt, in every rotation (:mod:`hmx.judge.relative`);
+- ``probe``: a head fitted on labelled pairs reads the judge prompt's hidden state (:mod:`hmx.judge.probe`).
 
 Sources (``judge.source``): ``self`` (the modes above, with the policy's weights) or ``external``
 (an OpenAI-compatible endpoint, :mod:`hmx.judge.external`); ``judge.panel=true`` wraps both and the
@@ -76,6 +77,10 @@ def build_judge(rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeCo
         from hmx.judge.contrastive import ContrastiveJudge
 
         return ContrastiveJudge(rubric, tokenizer, cfg)
+    if cfg.mode == "probe":
+        from hmx.judge.probe import ProbeJudge
+
+        return ProbeJudge(rubric, tokenizer, cfg)
     if cfg.mode == "relative":
         from hmx.judge.relative import RelativeJudge
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -134,6 +135,13 @@ class LogprobJudge:
         self.prompts = JudgePrompts(rubric, tokenizer, cfg, "logprob", cfg.prefill)
         self.rows = RowTokenizer(tokenizer, len(rubric.criteria), self.texts(*zip(*PROBE, strict=True)))
 
+    forward_options: dict[str, bool] = {}  # extra keyword arguments of every judge forward
+
+    def readout(self, output: Any, ends: torch.Tensor) -> torch.Tensor:
+        """What a row's score is read from, ``[B, W, F]`` at the ``[B, W]`` row ends: here the next-token
+        logits (the forward kept only those positions); :class:`hmx.judge.probe.ProbeJudge` reads a hidden state."""
+        return output.logits.float()
+
     def texts(self, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
         """Judge inputs, completion-major: all criteria of completion i are adjacent."""
         return self.prompts.texts(prompts, completions)
@@ -156,17 +164,16 @@ class LogprobJudge:
         out = torch.empty(len(rows), 0)
         for call in self.row_calls(rows, budget):
             input_ids, attention_mask, positions = left_pad([rows[i] for i in call], pad_id, device)
-            logits = (
-                model(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    position_ids=positions,
-                    logits_to_keep=1,
-                    use_cache=False,
-                )
-                .logits[:, -1, :]
-                .float()
+            output = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=positions,
+                logits_to_keep=1,
+                use_cache=False,
+                **self.forward_options,
             )
+            last = torch.full((len(call), 1), input_ids.shape[1] - 1, device=input_ids.device)
+            logits = self.readout(output, last)[:, 0, :]
             if out.shape[1] == 0:
                 out = torch.empty(len(rows), logits.shape[-1], device=logits.device)
             out[call] = logits
@@ -226,14 +233,16 @@ class LogprobJudge:
             if "sliding_attention" in layer_types and sliding is not None:
                 masks["sliding_attention"] = packed_attention_mask(segments, positions, sliding, dtype, static)
             with output_head(model, logits_in_weight_dtype):
-                logits = model(
+                output = model(
                     input_ids=input_ids.to(device),
                     attention_mask=masks if len(masks) > 1 else masks["full_attention"],
                     position_ids=positions,
                     logits_to_keep=ends.to(device),
                     use_cache=cache is not None,
                     **{CACHE_KEYWORD: read_only_cache(cache) if cache is not None else None},
-                ).logits.float()
+                    **self.forward_options,
+                )
+                logits = self.readout(output, ends.to(device))
             if out.shape[1] == 0:
                 out = torch.empty(len(texts), logits.shape[-1], device=logits.device)
             for b, unit in enumerate(batch):

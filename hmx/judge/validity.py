@@ -68,6 +68,7 @@ class CriterionValidity:
     shorter_accuracy: float | None
     first_person: float  # accuracy of "more first-person words wins" on the same pairs
     length: float  # accuracy of "the longer reply wins" on the same pairs
+    words: float | None = None  # a bag-of-words baseline fitted on the judge's own fit pairs (probe mode)
 
     @property
     def at_chance(self) -> bool:
@@ -92,7 +93,7 @@ class Validity:
         out = {}
         for row in [*self.criteria, self.overall]:
             base = prefix if row is self.overall else f"{prefix}/{row.criterion}"
-            for key in ("accuracy", "ci_low", "ci_high", "tie_rate", "spread", "shorter_accuracy"):
+            for key in ("accuracy", "ci_low", "ci_high", "tie_rate", "spread", "shorter_accuracy", "words"):
                 value = getattr(row, key)
                 if value is not None:
                     out[f"{base}/{key}"] = float(value)
@@ -203,7 +204,7 @@ def format_table(validity: Validity) -> str:
     """The figures as a fixed-width table, one row per criterion and one for all pairs."""
     head = (
         f"{'criterion':<16}{'pairs':>6}{'accuracy':>10}{'95% CI':>15}{'ties':>7}{'mass':>7}{'spread':>8}"
-        f"{'shorter':>13}{'1st-pers':>10}{'length':>8}"
+        f"{'shorter':>13}{'1st-pers':>10}{'length':>8}{'words':>7}"
     )
     lines = [f"judge validity: rubric {validity.rubric}, mode {validity.mode}, model {validity.model}", head]
     for row in [*validity.criteria, validity.overall]:
@@ -211,7 +212,7 @@ def format_table(validity: Validity) -> str:
         lines.append(
             f"{row.criterion:<16}{row.pairs:>6}{row.accuracy:>10.3f}{f'[{row.ci_low:.2f}, {row.ci_high:.2f}]':>15}"
             f"{row.tie_rate:>7.2f}{row.label_mass:>7.2f}{row.spread:>8.3f}{shorter:>13}"
-            f"{row.first_person:>10.2f}{row.length:>8.2f}"
+            f"{row.first_person:>10.2f}{row.length:>8.2f}{'-' if row.words is None else f'{row.words:.2f}':>7}"
         )
     if validity.overall.at_chance:
         lines.append(

@@ -8,6 +8,9 @@ hmx rubric score --rubric NAME --model tiny --prompt P --completion C [--mode ge
 hmx rubric validate --rubric NAME --model M --pairs FILE [--mode contrastive] [--split test] [--json]
                                              does the judge rank labelled pairs? accuracy per criterion
                                              with a 95% interval, ties, spread, length bias, heuristics
+hmx rubric fit-probe --rubric NAME --model M --pairs FILE --split dev --out PROBE.safetensors
+                                             fit probe mode's heads on labelled pairs (validate with
+                                             --mode probe --probe PROBE.safetensors on another split)
 
 NAME is a shipped rubric (``hmx_feel``) or a path to a YAML file. ``--model`` is a preset of conf/model, a hub id, a
 local model directory, ``tiny``, or a run directory from ``hmx train`` (its adapter on).
@@ -166,9 +169,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p_validate.add_argument("--contrastive-scale", type=float, default=JudgeConfig.contrastive_scale)
     p_validate.add_argument("--batch-size", type=int, default=JudgeConfig.batch_size)
     p_validate.add_argument("--min-accuracy", type=float, help="exit 1 when the overall accuracy is below this")
-    for sub in (p_score, p_validate):
+    p_validate.add_argument("--probe", help="probe mode: the head file of hmx rubric fit-probe")
+    p_fit = commands.add_parser("fit-probe", help="fit probe mode's per-criterion heads on labelled pairs")
+    p_fit.add_argument("--pairs", required=True, help="labelled pair file (jsonl) to fit on")
+    p_fit.add_argument("--split", help="only the pairs of this split (e.g. dev); keep another for validate")
+    p_fit.add_argument("--out", required=True, help="the probe file to write (.safetensors)")
+    p_fit.add_argument("--layer", type=int, help="hidden_states index to read (default: chosen by cross-validation)")
+    p_fit.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic heads (default 0.1)")
+    p_fit.add_argument("--no-cross", action="store_true", help="fit on the file's pairs only, no cross-criterion pairs")
+    p_fit.add_argument("--force", action="store_true", help="replace an existing --out file")
+    for sub in (p_score, p_validate, p_fit):
         sub.add_argument("--rubric", required=True, help="shipped rubric name or path")
-    for sub in (p_show, p_score, p_validate):
+    for sub in (p_show, p_score, p_validate, p_fit):
         sub.add_argument("--model", default="tiny", help="preset (smollm2-135m, tiny), hub id, model dir or run dir")
         sub.add_argument("--cache-dir", default=PathsConfig.cache_dir, help="where the tiny model is built")
     for sub in (p_score, p_validate):
@@ -176,6 +188,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)
         sub.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
         sub.add_argument("--json", action="store_true", help="print the results as JSON")
+    p_fit.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
     return parser.parse_args(argv)
 
 
@@ -205,6 +218,7 @@ def run_validate(args: argparse.Namespace) -> int:
         contrastive_scale=args.contrastive_scale,
         examples=args.examples,
         examples_per_criterion=args.examples_per_criterion,
+        probe=args.probe,
     )
     same_file = args.examples and Path(args.examples).resolve() == Path(args.pairs).resolve()
     if args.mode == "fewshot" and same_file and args.split in (None, "dev"):
@@ -218,6 +232,11 @@ def run_validate(args: argparse.Namespace) -> int:
         build = lambda view: build_judge(view, tokenizer, cfg)  # noqa: E731
         device = next(model.parameters()).device
         validity = validate(build, rubric, model, pairs, device, args.mode, args.model, verbose=not args.json)
+    if args.mode == "probe":
+        from hmx.judge.probe_cli import probe_summary, validate_probe
+
+        print(probe_summary(args.probe), file=sys.stderr)
+        validity = validate_probe(validity, pairs, args.probe, rubric)
     if args.json:
         result = validity.as_dict()
         result["at_chance"] = validity.overall.at_chance
@@ -253,6 +272,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "validate":
         return run_validate(args)
+    if args.command == "fit-probe":
+        from hmx.judge.probe_cli import run_fit_probe
+
+        return run_fit_probe(args, load_checked(args.rubric), load_judge_model)
     rubric = load_checked(args.rubric, args.extra)
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout

@@ -84,7 +84,8 @@ def check_ranks(records: list[dict], distributed_type: str, zero_stage: int | No
     assert all(record["judge_finite"] for record in records)
     # the completion common to both ranks gets the same scores on each (same gathered weights)
     assert records[0]["judge_common"] == pytest.approx(records[1]["judge_common"], abs=1e-5)
-    for mode in ("binary", "contrastive", "budget"):  # the other judge modes and the token budget keep them
+    probe = ["probe"] if "judge_calls_probe" in records[0] else []  # with judge.probe set (the ZeRO-3 job)
+    for mode in ["binary", "contrastive", "budget", *probe]:  # the other judge modes and the token budget keep them
         assert records[0][f"judge_calls_{mode}"] == records[1][f"judge_calls_{mode}"]
         assert records[1][f"judge_calls_{mode}"] == records[1][f"judge_schedule_{mode}"]
         assert records[0][f"judge_schedule_{mode}"] < records[1][f"judge_schedule_{mode}"]
@@ -128,10 +129,11 @@ def test_zero2_trains_on_two_ranks(tmp_path, cache_dir):
     assert len(rewards(run_dir)) == STEPS and any(row.get("grad_norm", 0) > 0 for row in rows)
 
 
-def test_zero3_trains_shards_judges_and_saves_a_usable_adapter(tmp_path, cache_dir):
+def test_zero3_trains_shards_judges_and_saves_a_usable_adapter(tmp_path, cache_dir, tiny_probe):
     side_effects = ["probes.steps=1", "probes.truthfulqa=2", "probes.sycophancy=2"]  # on sharded weights, every rank
-    run_dir, records = launch("zero3", tmp_path, cache_dir, *side_effects)
+    run_dir, records = launch("zero3", tmp_path, cache_dir, *side_effects, f"judge.probe={tiny_probe}")
     check_ranks(records, "DEEPSPEED", 3)
+    assert "judge_calls_probe" in records[0]  # probe mode judged on the sharded model too
     probed = [json.loads(line) for line in (run_dir / "probes.jsonl").read_text().splitlines()]
     assert [row["step"] for row in probed] == list(range(STEPS + 1))  # no hang: step 0, then each step (rank 0)
     for record in records:  # weights really sharded: each rank holds an empty placeholder per weight

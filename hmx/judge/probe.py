@@ -1,0 +1,175 @@
+"""The self-judge in probe mode: a linear head per criterion on the judge's own hidden state.
+
+The rubric prompt is the logprob judge's (same template, pre-fill, quoting, shared-prefix packing
+and call schedule, :class:`hmx.judge.scoring.LogprobJudge`), but instead of reading the label
+logits at the row's end, the hidden state there at one layer (``output_hidden_states``) goes
+through a logistic head fitted on labelled pairs (``hmx rubric fit-probe``,
+:mod:`hmx.judge.probe_fit`): ``score = min + (max - min) * sigmoid(w_c . h + b_c)``. The head is a
+few thousand numbers read from a safetensors file (``judge.probe``); the weights that make ``h``
+are the policy's own, so the judge still moves with the policy (the drift monitor sees it).
+
+The probe file records what it was fitted for; loading it checks the rubric's criteria, the
+model's hidden size and layer count, and the judge prompt's settings, and names the file and the
+field when one does not match.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from transformers import PreTrainedTokenizerBase
+
+from hmx.config import ConfigError, JudgeConfig
+from hmx.judge.scoring import LogprobJudge
+from hmx.judge.verdicts import Verdicts, judging
+from hmx.rubrics.schema import Rubric, RubricError
+
+PROBE_FORMAT = "hmx-probe/1"
+
+
+@dataclass
+class Probe:
+    """Per-criterion logistic heads on one layer's hidden state, and what they were fitted for."""
+
+    weight: torch.Tensor  # [C, H]
+    bias: torch.Tensor  # [C]
+    info: dict[str, Any]  # format, rubric, criteria, layer, hidden_size, num_hidden_layers, model, fit figures
+
+    @property
+    def layer(self) -> int:
+        return int(self.info["layer"])
+
+    def save(self, path: str | Path) -> None:
+        """Write the probe as one safetensors file, ``info`` in its metadata (atomic: a temporary file, renamed)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        tensors = {"weight": self.weight.float().contiguous(), "bias": self.bias.float().contiguous()}
+        save_file(tensors, str(partial), metadata={"hmx": json.dumps(self.info)})
+        partial.replace(target)
+
+
+def load_probe(path: str | Path) -> Probe:
+    """A probe file written by ``hmx rubric fit-probe``; InputError naming the file when it is not one."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(
+            f"config field 'judge.probe': {file}: probe file not found (make one with hmx rubric fit-probe)"
+        )
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(file))
+        info = json.loads(metadata.get("hmx", "{}"))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ConfigError(f"config field 'judge.probe': {file}: not a safetensors probe file ({err})") from None
+    if info.get("format") != PROBE_FORMAT or set(tensors) != {"weight", "bias"}:
+        raise ConfigError(
+            f"config field 'judge.probe': {file}: not an hmx probe (format {info.get('format')!r}, "
+            f"expected {PROBE_FORMAT!r}); make one with hmx rubric fit-probe"
+        )
+    return Probe(tensors["weight"], tensors["bias"], info)
+
+
+def check_probe(probe: Probe, source: str, rubric: Rubric, cfg: JudgeConfig) -> None:
+    """The probe fits this rubric and judge prompt (the model is checked at the first forward)."""
+    criteria = [c.name for c in rubric.criteria]
+    if probe.info.get("criteria") != criteria:
+        raise RubricError(
+            f"{source}: criteria: the probe was fitted for {probe.info.get('criteria')} of rubric "
+            f"{probe.info.get('rubric')!r}, not {criteria} of {rubric.name!r}; fit one for this rubric"
+        )
+    if tuple(probe.weight.shape) != (len(criteria), int(probe.info.get("hidden_size", -1))):
+        shape = tuple(probe.weight.shape)
+        raise ConfigError(f"config field 'judge.probe': {source}: weight shape {shape} does not match its metadata")
+    if probe.info.get("prefill") != cfg.prefill:
+        raise ConfigError(
+            f"config field 'judge.prefill': {cfg.prefill!r}, but the probe {source} was fitted with "
+            f"{probe.info.get('prefill')!r} (its hidden states are read after the pre-fill)"
+        )
+
+
+def check_model(probe: Probe, source: str, model: torch.nn.Module) -> None:
+    """The probe's hidden size and layer count are the model's."""
+    config = getattr(model, "config", None)
+    shape = (getattr(config, "hidden_size", None), getattr(config, "num_hidden_layers", None))
+    fitted = (probe.info.get("hidden_size"), probe.info.get("num_hidden_layers"))
+    if shape != fitted:
+        raise ConfigError(
+            f"config field 'judge.probe': {source} was fitted on {probe.info.get('model')!r} (hidden size, "
+            f"layers = {fitted}), but the judge's model has {shape}; fit a probe on this model"
+        )
+
+
+class ProbeJudge(LogprobJudge):
+    """Scores each (completion, criterion) with a fitted head on one layer's hidden state at the row's end."""
+
+    forward_options = {"output_hidden_states": True}
+
+    def __init__(
+        self,
+        rubric: Rubric,
+        tokenizer: PreTrainedTokenizerBase,
+        cfg: JudgeConfig,
+        probe: Probe | None = None,
+        layers: list[int] | None = None,
+    ):
+        """``probe`` (else ``cfg.probe``) gives the heads; with ``layers`` and no probe the judge only
+        reads features (``score`` then fails), as :mod:`hmx.judge.probe_fit` does to fit one."""
+        super().__init__(rubric, tokenizer, cfg)
+        if probe is None and layers is None:
+            if not cfg.probe:
+                raise ConfigError("config field 'judge.probe': probe mode needs a probe file (hmx rubric fit-probe)")
+            probe = load_probe(cfg.probe)
+            check_probe(probe, str(cfg.probe), rubric, cfg)
+        self.probe = probe
+        self.layers = [probe.layer] if probe is not None else list(layers or [])
+        self.checked = False
+
+    def readout(self, output: Any, ends: torch.Tensor) -> torch.Tensor:
+        """The selected layers' hidden states at the row ends, ``[B, W, K * H]``."""
+        states = [output.hidden_states[layer] for layer in self.layers]
+        index = ends[:, :, None].expand(-1, -1, states[0].shape[-1])
+        return torch.cat([state.gather(1, index).float() for state in states], dim=-1)
+
+    def features(
+        self, model: torch.nn.Module, prompts: list[str], completions: list[str], device: torch.device
+    ) -> torch.Tensor:
+        """``[N, C, K, H]``: every completion's hidden states under every criterion's prompt, at ``self.layers``."""
+        n, c = len(completions), len(self.rubric.criteria)
+        states = self.states(model, prompts, completions, device)
+        return states.view(n, c, len(self.layers), -1)
+
+    def states(self, model: torch.nn.Module, prompts: list[str], completions: list[str], device: torch.device):
+        texts = self.texts(prompts, completions)
+        with judging(model, self.cfg.weights):
+            if self.shares_prefix(model):
+                return self.packed_last_logits(model, texts, device).cpu()
+            return self.last_logits(model, texts, device).cpu()
+
+    def verdicts(self, logits: torch.Tensor) -> Verdicts:
+        """Scores from hidden states ``[N, C, H]`` (named ``logits`` by the parent's pass)."""
+        if self.probe is None:
+            raise ConfigError("config field 'judge.probe': this probe judge only reads features (no probe file)")
+        n, c = logits.shape[:2]
+        scores = torch.full((n, c), float("nan"))
+        if n:
+            weight, bias = self.probe.weight.to(logits.device), self.probe.bias.to(logits.device)
+            share = torch.sigmoid((logits * weight[None]).sum(-1) + bias[None]).cpu()
+            for j, criterion in enumerate(self.rubric.criteria):
+                low, high = min(criterion.values), max(criterion.values)
+                scores[:, j] = low + (high - low) * share[:, j]
+        probs: list[list[list[float]]] = [[[] for _ in range(c)] for _ in range(n)]
+        return Verdicts(scores=scores, label_probs=probs, label_mass=torch.ones(n, c))
+
+    def score(self, model: torch.nn.Module, prompts, completions, device: torch.device) -> Verdicts:
+        if self.probe is not None and not self.checked:
+            check_model(self.probe, str(self.cfg.probe or "the probe"), model)
+            self.checked = True
+        return super().score(model, prompts, completions, device)
