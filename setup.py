@@ -10,7 +10,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 SHIPPED = {"hmx.shipped.conf": "conf", "hmx.shipped.rubrics": "rubrics", "hmx.shipped.data.prompts": "data/prompts"}
-FILES = ["*.yaml", "*.yml", "*.jsonl", "*.json", "*.md"]
+FILES = ["*.yaml", "*.yml", "*.jsonl", "*.json", "*.md", "*.safetensors"]
 
 
 def shipped_packages() -> list[str]:

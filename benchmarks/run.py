@@ -7,7 +7,7 @@ python -m benchmarks.run --parts a --model smollm2-135m   # (a) on the real mode
 
 (a) GRPO step time with the self-judge / with a zero-cost reward (tiny model or --model, G=8, 3 criteria)
 (b) judge throughput: logprob / generate with a 64-token rationale budget, and each other judge mode's cost
-    (binary, fewshot, contrastive, relative: logprob's throughput over the mode's; tiny model)
+    (binary, fewshot, contrastive, relative, probe: logprob's throughput over the mode's; tiny model)
 (c) training-phase peak memory (Qwen3-0.6B shape, random weights): self-judge / no judge / a second copy
 (d) throughput: 2 CPU ranks under DeepSpeed ZeRO-2 / 1 process, same global batch
 
@@ -146,7 +146,7 @@ class Suite:
         generate_ready = (ROOT / "hmx" / "judge" / "generate.py").is_file()
         if generate_ready:
             modes += ["generate", "generate_budget"]
-        modes += ["binary", "fewshot", "contrastive", "relative"]
+        modes += ["binary", "fewshot", "contrastive", "relative", "probe"]
         completions, repeats = (4, 1) if self.quick else (16, 5)
         argv = ["judges", "--completions", str(completions), "--repeats", str(repeats), "--modes", ",".join(modes)]
         result = self.workload(argv)
@@ -182,6 +182,7 @@ class Suite:
             ("binary", "P(Yes) of the top anchor, one forward row per criterion"),
             ("fewshot", "binary with 2 labelled example pairs per criterion in the prompt"),
             ("contrastive", "the reply's likelihood under the top and the bottom anchor: 2 rows per criterion"),
+            ("probe", "logprob's forward with every layer's hidden states returned, a linear head per criterion"),
             (
                 "relative",
                 f"groups of {result['relative_group']} replies to one prompt compared in one row (as many as "

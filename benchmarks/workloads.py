@@ -181,8 +181,26 @@ def judge_inputs(tokenizer, completions: int, completion_tokens: int, seed: int 
     return prompts[:completions], tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
-JUDGE_MODES = ("binary", "fewshot", "contrastive", "relative")  # built through hmx.judge.factory.build_judge
+JUDGE_MODES = ("binary", "fewshot", "contrastive", "relative", "probe")  # built by hmx.judge.factory.build_judge
 GROUP = 8  # relative mode: replies per GRPO group (part (a)'s G), at most as many as the tokenizer has letters
+
+
+def tiny_probe(rubric: Any, tokenizer: Any, model: Any) -> Path:
+    """A probe head for the model, fitted on 12 of the shipped dev pairs at its last layer (what probe mode reads)."""
+    import tempfile
+
+    from hmx.config import JudgeConfig
+    from hmx.judge.pairs import load_pairs
+    from hmx.judge.probe import ProbeJudge
+    from hmx.judge.probe_fit import fit_probe
+    from hmx.resources import RUBRICS_DIR
+
+    pairs = load_pairs(RUBRICS_DIR / "hmx_feel.pairs.jsonl", rubric, "dev")[:12]
+    judge = ProbeJudge(rubric, tokenizer, JudgeConfig(mode="probe"), layers=[model.config.num_hidden_layers])
+    probe, _ = fit_probe(rubric, judge, model, pairs, torch.device("cpu"), progress=False)
+    path = Path(tempfile.mkdtemp(prefix="hmx-bench-")) / "probe.safetensors"
+    probe.save(path)
+    return path
 
 
 def judge_modes(
@@ -198,7 +216,8 @@ def judge_modes(
     cpu, runners, group = torch.device("cpu"), {}, 1
     for mode in modes:
         examples = str(RUBRICS_DIR / "hmx_feel.pairs.jsonl") if mode == "fewshot" else None
-        judge: Any = build_judge(rubric, tokenizer, JudgeConfig(mode=mode, examples=examples))
+        probe = str(tiny_probe(rubric, tokenizer, model)) if mode == "probe" else None
+        judge: Any = build_judge(rubric, tokenizer, JudgeConfig(mode=mode, examples=examples, probe=probe))
         asked = prompts
         if mode == "relative":
             group = min(GROUP, len(judge.letter_ids))

@@ -16,6 +16,7 @@ from hmx.judge.probe import ProbeJudge, load_probe
 from hmx.judge.probe_fit import candidate_layers, fit_probe
 from hmx.judge.validity import Validity
 from hmx.judge.words_baseline import with_words_baseline
+from hmx.resources import ROOT
 from hmx.rubrics.schema import Rubric
 
 
@@ -27,6 +28,12 @@ def checked_out_path(out: str, force: bool) -> Path:
     if path.exists() and not force:
         raise ConfigError(f"--out {out!r}: the file exists; pass --force to replace it")
     return path
+
+
+def shipped_relative(path: Path) -> str:
+    """A pair file's path as a probe records it: relative to hmx's shipped tree when inside it, else absolute."""
+    resolved = path.expanduser().resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(resolved)
 
 
 def run_fit_probe(args: argparse.Namespace, rubric: Rubric, loader: Callable[..., tuple[Any, Any]]) -> int:
@@ -46,7 +53,7 @@ def run_fit_probe(args: argparse.Namespace, rubric: Rubric, loader: Callable[...
     layers = [args.layer] if args.layer is not None else candidate_layers(depth)
     judge = ProbeJudge(rubric, tokenizer, JudgeConfig(mode="probe"), layers=layers)
     device = next(model.parameters()).device
-    source = str(Path(args.pairs).resolve())
+    source = shipped_relative(Path(args.pairs))
     probe, scores = fit_probe(
         rubric, judge, model, pairs, device, c=args.c, cross=not args.no_cross, model_name=args.model, source=source
     )
@@ -67,8 +74,8 @@ def run_fit_probe(args: argparse.Namespace, rubric: Rubric, loader: Callable[...
 def probe_fit_pairs(probe_file: str, rubric: Rubric) -> list[LabelledPair] | None:
     """The pairs a probe was fitted on, when its pair file is still there."""
     info = load_probe(probe_file).info
-    source = Path(str(info.get("pairs", "")))
-    if not source.is_file():
+    source = ROOT / str(info.get("pairs", ""))  # a shipped file is recorded relative to the shipped tree
+    if not info.get("pairs") or not source.is_file():
         return None
     splits = set(info.get("splits") or [])
     return [p for p in load_pairs(source, rubric) if str(p.split) in splits]

@@ -112,7 +112,7 @@ def score(
         for j, criterion in enumerate(judge.rubric.criteria):
             value = float(verdicts.scores[i, j])
             width = len(verdicts.label_probs[i][j])  # contrastive: P(top), P(bottom); relative: the group share
-            named = ["top", "bottom"] if width == 2 else ["share"]
+            named = ["top", "bottom"] if width == 2 else ["share"] if width else []  # probe: no labels read
             labels = criterion.labels if width == len(criterion.labels) else named
             row.append(
                 CriterionScore(
@@ -169,7 +169,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p_validate.add_argument("--contrastive-scale", type=float, default=JudgeConfig.contrastive_scale)
     p_validate.add_argument("--batch-size", type=int, default=JudgeConfig.batch_size)
     p_validate.add_argument("--min-accuracy", type=float, help="exit 1 when the overall accuracy is below this")
-    p_validate.add_argument("--probe", help="probe mode: the head file of hmx rubric fit-probe")
+    for sub in (p_score, p_validate):
+        sub.add_argument("--probe", help="probe mode: the head file of hmx rubric fit-probe")
     p_fit = commands.add_parser("fit-probe", help="fit probe mode's per-criterion heads on labelled pairs")
     p_fit.add_argument("--pairs", required=True, help="labelled pair file (jsonl) to fit on")
     p_fit.add_argument("--split", help="only the pairs of this split (e.g. dev); keep another for validate")
@@ -280,7 +281,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout
         model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device)
-        cfg = JudgeConfig(mode=args.mode, weights=args.weights, max_rationale_tokens=args.max_rationale_tokens)
+        cfg = JudgeConfig(
+            mode=args.mode, weights=args.weights, max_rationale_tokens=args.max_rationale_tokens, probe=args.probe
+        )
         loaded = time.perf_counter()
         rows = score(rubric, model, tokenizer, args.prompt, [args.completion], cfg)[0]
     if args.json:
