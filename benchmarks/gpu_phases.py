@@ -175,7 +175,8 @@ def continuous_batching_phase(model, prompt_ids: list[list[int]], pad_id: int, a
 def update_phase(
     model, sequences: torch.Tensor, prompt_len: int, params: int, peak_tflops: float, args, device, record
 ):
-    """Forward + backward + AdamW on the adapter over prompt + completion: micro-batch, checkpointing, Liger."""
+    """Forward + backward + AdamW on the adapter over prompt + completion: micro-batch, checkpointing,
+    ``torch.compile`` (``args.compile``: its modes, e.g. ``default`` and ``reduce-overhead``, CUDA graphs), Liger."""
     labels = sequences.clone()
     labels[:, :prompt_len] = -100  # the loss covers the completion, as GRPO's does
     attention = torch.ones_like(sequences)
@@ -184,17 +185,18 @@ def update_phase(
     config = model.get_base_model().config
     tokens = sequences.numel()
 
-    def update(micro: int) -> None:
+    def update(micro: int, forward: Any = model) -> None:
         for start in range(0, len(sequences), micro):
             part = slice(start, start + micro)
-            out = model(input_ids=sequences[part], attention_mask=attention[part], labels=labels[part], use_cache=False)
+            batch = {"input_ids": sequences[part], "attention_mask": attention[part], "labels": labels[part]}
+            out = forward(**batch, use_cache=False)
             out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def figures(micro: int) -> dict[str, Any]:
+    def figures(micro: int, forward: Any = model) -> dict[str, Any]:
         reset_peak(device)
-        seconds = timed(lambda: update(micro), device, args.repeats)
+        seconds = timed(lambda: update(micro, forward), device, args.repeats)
         achieved = update_flops(config, params, tokens, sequences.shape[1]) / seconds / 1e12
         return {
             "tokens_per_s": tokens / seconds,
@@ -212,6 +214,17 @@ def update_phase(
         base.activation_checkpointing_enable({"use_reentrant": False})
         guarded(record, "update", f"micro={largest} activation_checkpointing", lambda: figures(largest))
         base.activation_checkpointing_disable()
+    for mode in args.compile:  # the first timed call includes compilation: timed() warms up first
+
+        def compiled(mode: str = mode) -> dict[str, Any]:
+            started = time.perf_counter()
+            forward = torch.compile(model, mode=mode, dynamic=False)
+            update(largest, forward)  # compile + warm-up (CUDA graphs record here in reduce-overhead)
+            figures_ = figures(largest, forward)
+            return {**figures_, "compile_and_warmup_s": time.perf_counter() - started}
+
+        guarded(record, "update", f"micro={largest} compiled {mode}", compiled)
+        torch._dynamo.reset()  # the next mode compiles afresh
     if args.liger:  # patches the model in place: the last variant
 
         def liger() -> dict[str, Any]:

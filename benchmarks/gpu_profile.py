@@ -52,7 +52,9 @@ TRAIN_VARIANTS = {  # name: (reward, extra hmx train overrides)
     "self": ("self", []),  # the self-judge
     "self_liger": ("self", ["+trainer.use_liger_kernel=true"]),
     "self_cb": ("self", ["+generation.use_transformers_continuous_batching=true"]),
+    "self_compile": ("self", ["+trainer.torch_compile=true"]),  # transformers' Trainer compiles the model
 }
+DEFAULT_TRAIN = "constant,self,self_compile"  # self_liger and self_cb were slower on the H100 (performance.md)
 
 
 class Report:
@@ -262,12 +264,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--update-micro", type=ints, default=[8, 32], help="update micro-batch sizes (sequences)")
     parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--liger", action=argparse.BooleanOptionalAction, default=True, help="needs liger-kernel")
+    parser.add_argument(
+        "--compile",
+        default="",
+        help="torch.compile modes to try on the update, e.g. default,reduce-overhead (CUDA graphs); '' for none",
+    )
     parser.add_argument("--generate-judge", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--rationale", type=int, default=64, help="the generate judge's rationale budget")
     parser.add_argument("--judge-batch-size", type=int, default=48, help="the generate judge's rows per call")
     parser.add_argument(
         "--train",
-        default=",".join(TRAIN_VARIANTS),
+        default=DEFAULT_TRAIN,
         help=f"training-step variants of {list(TRAIN_VARIANTS)}; '' for none",
     )
     parser.add_argument("--steps", type=int, default=3, help="training steps per variant (the first is warm-up)")
@@ -280,6 +287,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.cache_dir = str(Path(args.cache_dir).expanduser())
     args.train = [v.strip() for v in args.train.split(",") if v.strip()]
+    args.compile = [m.strip() for m in args.compile.split(",") if m.strip()]
     unknown = sorted(set(args.train) - set(TRAIN_VARIANTS))
     if unknown:
         parser.error(f"--train: unknown variant(s) {unknown}; choose from {sorted(TRAIN_VARIANTS)}")

@@ -38,7 +38,7 @@ def test_benchmark_suite_quick_reports_every_part(tmp_path: Path, cache_dir: Pat
     generate = by_what["judge throughput, logprob / generate (64-token rationale budget)"]
     budget = next(r for r in rows if "whole budget" in r["what"])
     assert generate["ratio"] > 1 and budget["ratio"] > 1  # one forward beats a 72-token decode
-    modes = ("binary", "fewshot", "contrastive", "relative")  # each judge mode's cost, built through build_judge
+    modes = ("binary", "fewshot", "contrastive", "relative", "probe")  # each judge mode's cost, via build_judge
     assert {w for w in by_what if w.startswith("judge cost")} == {
         f"judge cost, {m} / logprob (time per verdict)" for m in modes
     }
