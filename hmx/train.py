@@ -97,6 +97,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     check_reward_weights(rubric, guards_cfg)
     model = load_model(model_cfg, paths.cache_dir)
     check_context(args, tokenizer, train_dataset["prompt"], judge.judge, model_context(model.config))
+    if (check_model := getattr(judge.judge, "check_model", None)) is not None:
+        check_model(model)  # probe mode: a head fitted on another model's shape fails here
     if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here
         build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
         cast(torch.nn.Module, model).to(args.device)

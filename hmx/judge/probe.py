@@ -168,8 +168,12 @@ class ProbeJudge(LogprobJudge):
         probs: list[list[list[float]]] = [[[] for _ in range(c)] for _ in range(n)]
         return Verdicts(scores=scores, label_probs=probs, label_mass=torch.ones(n, c))
 
-    def score(self, model: torch.nn.Module, prompts, completions, device: torch.device) -> Verdicts:
+    def check_model(self, model: torch.nn.Module) -> None:
+        """The head fits the model's hidden size and depth (hmx train calls it before the run directory exists)."""
         if self.probe is not None and not self.checked:
             check_model(self.probe, str(self.cfg.probe or "the probe"), model)
             self.checked = True
+
+    def score(self, model: torch.nn.Module, prompts, completions, device: torch.device) -> Verdicts:
+        self.check_model(model)
         return super().score(model, prompts, completions, device)

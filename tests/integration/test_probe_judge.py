@@ -150,3 +150,11 @@ def test_train_with_the_probe_judge(make_cfg, tiny_probe):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rewarded = [row for row in rows if "reward" in row]
     assert len(rewarded) == 1 and all(key in rewarded[0] for key in ("rewards/feelings/mean", "reward_std"))
+
+
+def test_train_refuses_a_probe_fitted_on_another_model_before_the_run_exists(make_cfg, tmp_path):
+    shipped = RUBRICS_DIR / "probes" / "hmx_feel.smollm2-135m.safetensors"  # SmolLM2's head; the run's model is tiny
+    with pytest.raises(ConfigError, match="fitted on 'smollm2-135m'.*fit a probe on this model"):
+        run(make_cfg("debug=smoke", "judge=probe", f"judge.probe={shipped}"))
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.iterdir())
