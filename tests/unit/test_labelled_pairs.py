@@ -9,6 +9,7 @@ import pytest
 
 from hmx.judge.pairs import PairError, load_pairs
 from hmx.judge.validity import bootstrap_interval, first_person_count, outcome, summarise
+from hmx.judge.words_baseline import words
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.schema import load_rubric
 
@@ -43,11 +44,13 @@ def test_shipped_set_is_balanced_held_out_and_controls_length(rubric):
 
 def test_shipped_shift_set_is_held_out_from_the_main_set_and_swaps_criteria(rubric):
     shift = load_pairs(RUBRICS_DIR / "hmx_feel.shift.pairs.jsonl", rubric)
-    assert Counter(p.split for p in shift) == {"shift": 36, "swap": 33}
+    assert Counter(p.split for p in shift) == {"shift": 36, "swap": 33, "minimal": 18}
     assert not {p.prompt for p in shift} & {p.prompt for p in load_pairs(SHIPPED, rubric)}  # new messages
     stock = ("happy to help", "i want to help", "as an ai", "i hope this helps", "i'm here to help")
     assert not any(phrase in (p.chosen + p.rejected).lower() for p in shift for phrase in stock)
     chosen = {(p.prompt, p.criterion): p.chosen for p in shift if p.split == "shift"}
+    for pair in (p for p in shift if p.split == "minimal" and p.criterion == "feelings"):  # one bag of words
+        assert words(pair.chosen) == words(pair.rejected) and pair.chosen != pair.rejected
     for pair in (p for p in shift if p.split == "swap"):  # both replies are top replies, for different criteria
         assert pair.chosen == chosen[(pair.prompt, pair.criterion)]
         others = {r for (prompt, c), r in chosen.items() if prompt == pair.prompt and c != pair.criterion}
