@@ -32,7 +32,7 @@ from hmx.config import JudgeConfig
 from hmx.judge.packing import left_pad
 from hmx.judge.prompts import special_tokens
 from hmx.judge.schedule import scheduled_pass
-from hmx.judge.verdicts import Verdicts, judging
+from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric
@@ -124,8 +124,6 @@ class ContrastiveJudge:
         n, c = means.shape[:2]
         delta = means[..., 0] - means[..., 1]
         p_top = torch.sigmoid(self.cfg.contrastive_scale * delta)
-        low = torch.tensor([min(cr.values) for cr in self.rubric.criteria])
-        high = torch.tensor([max(cr.values) for cr in self.rubric.criteria])
-        scores = low + (high - low) * p_top if n else torch.full((0, c), float("nan"))
+        scores = on_scale(self.rubric, p_top) if n else torch.full((0, c), float("nan"))
         probs = [[[float(p_top[i, j]), 1.0 - float(p_top[i, j])] for j in range(c)] for i in range(n)]
         return Verdicts(scores=scores.float(), label_probs=probs, label_mass=torch.ones(n, c))

@@ -27,7 +27,7 @@ from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.scoring import LogprobJudge
-from hmx.judge.verdicts import Verdicts, judging
+from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.rubrics.schema import Rubric, RubricError
 
 PROBE_FORMAT = "hmx-probe/1"
@@ -158,13 +158,8 @@ class ProbeJudge(LogprobJudge):
         if self.probe is None:
             raise ConfigError("config field 'judge.probe': this probe judge only reads features (no probe file)")
         n, c = logits.shape[:2]
-        scores = torch.full((n, c), float("nan"))
-        if n:
-            weight, bias = self.probe.weight.to(logits.device), self.probe.bias.to(logits.device)
-            share = torch.sigmoid((logits * weight[None]).sum(-1) + bias[None]).cpu()
-            for j, criterion in enumerate(self.rubric.criteria):
-                low, high = min(criterion.values), max(criterion.values)
-                scores[:, j] = low + (high - low) * share[:, j]
+        weight, bias = self.probe.weight.to(logits.device), self.probe.bias.to(logits.device)
+        scores = on_scale(self.rubric, torch.sigmoid((logits * weight[None]).sum(-1) + bias[None]).cpu())
         probs: list[list[list[float]]] = [[[] for _ in range(c)] for _ in range(n)]
         return Verdicts(scores=scores, label_probs=probs, label_mass=torch.ones(n, c))
 

@@ -27,7 +27,7 @@ from hmx.config import JudgeConfig
 from hmx.judge.packing import left_pad
 from hmx.judge.prompts import chat_text, special_tokens
 from hmx.judge.schedule import scheduled_pass
-from hmx.judge.verdicts import Verdicts, judging
+from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
@@ -124,10 +124,8 @@ class RelativeJudge:
         sizes = torch.zeros(n)
         for group in self.groups(prompts):
             sizes[group] = len(group)
-        low = torch.tensor([min(cr.values) for cr in self.rubric.criteria])
-        high = torch.tensor([max(cr.values) for cr in self.rubric.criteria])
         unit = (share * sizes[:, None] / 2).clamp(0, 1)  # 1/K (even) → 0.5, the middle of the scale
-        scores = low + (high - low) * unit
+        scores = on_scale(self.rubric, unit)
         probs_out = [[[float(share[i, j])] for j in range(c)] for i in range(n)]
         return Verdicts(scores=scores, label_probs=probs_out, label_mass=mass)
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from hmx.rubrics.schema import Rubric
+
 
 @dataclass
 class Verdicts:
@@ -16,6 +18,13 @@ class Verdicts:
     scores: torch.Tensor  # [N, C] expected raw score on the criterion's scale (NaN where invalid)
     label_probs: list[list[list[float]]]  # [N][C][levels] probabilities renormalised over the labels
     label_mass: torch.Tensor  # [N, C] probability the model put on any label before renormalising
+
+
+def on_scale(rubric: Rubric, unit: torch.Tensor) -> torch.Tensor:
+    """``[N, C]`` values in [0, 1] mapped onto each criterion's range: 0 → its lowest value, 1 → its highest."""
+    low = torch.tensor([min(c.values) for c in rubric.criteria], device=unit.device)
+    high = torch.tensor([max(c.values) for c in rubric.criteria], device=unit.device)
+    return low + (high - low) * unit
 
 
 @contextlib.contextmanager
