@@ -143,15 +143,9 @@ class ProbeJudge(LogprobJudge):
     ) -> torch.Tensor:
         """``[N, C, K, H]``: every completion's hidden states under every criterion's prompt, at ``self.layers``."""
         n, c = len(completions), len(self.rubric.criteria)
-        states = self.states(model, prompts, completions, device)
-        return states.view(n, c, len(self.layers), -1)
-
-    def states(self, model: torch.nn.Module, prompts: list[str], completions: list[str], device: torch.device):
-        texts = self.texts(prompts, completions)
         with judging(model, self.cfg.weights):
-            if self.shares_prefix(model):
-                return self.packed_last_logits(model, texts, device).cpu()
-            return self.last_logits(model, texts, device).cpu()
+            states = self.read_rows(model, self.texts(prompts, completions), device).cpu()
+        return states.view(n, c, len(self.layers), -1)
 
     def verdicts(self, logits: torch.Tensor) -> Verdicts:
         """Scores from hidden states ``[N, C, H]`` (named ``logits`` by the parent's pass)."""

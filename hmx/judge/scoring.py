@@ -268,13 +268,24 @@ class LogprobJudge:
         texts = self.texts(prompts, completions)
         rows, budget = self.rows(texts), token_budget(self.cfg.max_batch_tokens, model, device)
         with judging(model, self.cfg.weights), scheduled_pass(model, self.planned_calls(model, rows, budget), device):
-            if not texts:
-                logits = torch.empty(0, 1)
-            elif self.shares_prefix(model):
-                logits = self.packed_last_logits(model, texts, device, budget, rows)
-            else:
-                logits = self.last_logits(model, texts, device, budget, rows)
+            logits = self.read_rows(model, texts, device, budget, rows)
         return self.verdicts(logits.view(n, c, logits.shape[-1]))
+
+    def read_rows(
+        self,
+        model: torch.nn.Module,
+        texts: list[str],
+        device: torch.device,
+        budget: int = 0,
+        rows: Sequence[list[int]] | None = None,
+    ) -> torch.Tensor:
+        """:meth:`readout` at every text's end, ``[len(texts), F]``: packed where the model allows it, else
+        one row per text (call inside :func:`judging`)."""
+        if not texts:
+            return torch.empty(0, 1)
+        if self.shares_prefix(model):
+            return self.packed_last_logits(model, texts, device, budget, rows)
+        return self.last_logits(model, texts, device, budget, rows)
 
     def verdicts(self, logits: torch.Tensor) -> Verdicts:
         """Expected scores from next-token logits ``[N, C, V]``."""
