@@ -44,9 +44,10 @@ def check_judge(
     """Validate, report on stderr, and refuse (ConfigError) below ``judge.min_accuracy``."""
     validity = validate(build, rubric, model, pairs, device, cfg.mode, model_name)
     if cfg.mode == "probe" and cfg.probe:  # and what a bag of words fitted on the probe's pairs gets
+        from hmx.judge.probe import load_probe
         from hmx.judge.probe_cli import validate_probe
 
-        validity = validate_probe(validity, pairs, cfg.probe, rubric)
+        validity = validate_probe(validity, pairs, load_probe(cfg.probe).info, rubric)
     print(format_table(validity), file=sys.stderr, flush=True)
     overall = validity.overall
     if overall.at_chance:

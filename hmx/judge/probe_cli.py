@@ -12,7 +12,7 @@ from typing import Any
 
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.pairs import LabelledPair, PairError, load_pairs
-from hmx.judge.probe import ProbeJudge, load_probe
+from hmx.judge.probe import ProbeJudge
 from hmx.judge.probe_fit import candidate_layers, fit_probe
 from hmx.judge.validity import Validity
 from hmx.judge.words_baseline import with_words_baseline
@@ -71,9 +71,8 @@ def run_fit_probe(args: argparse.Namespace, rubric: Rubric, loader: Callable[...
     return 0
 
 
-def probe_fit_pairs(probe_file: str, rubric: Rubric) -> list[LabelledPair] | None:
-    """The pairs a probe was fitted on, when its pair file is still there."""
-    info = load_probe(probe_file).info
+def probe_fit_pairs(info: dict[str, Any], rubric: Rubric) -> list[LabelledPair] | None:
+    """The pairs a probe (its ``info``) was fitted on, when its pair file is still there."""
     source = ROOT / str(info.get("pairs", ""))  # a shipped file is recorded relative to the shipped tree
     if not info.get("pairs") or not source.is_file():
         return None
@@ -81,9 +80,10 @@ def probe_fit_pairs(probe_file: str, rubric: Rubric) -> list[LabelledPair] | Non
     return [p for p in load_pairs(source, rubric) if str(p.split) in splits]
 
 
-def validate_probe(validity: Validity, pairs: Sequence[LabelledPair], probe_file: str, rubric: Rubric) -> Validity:
-    """Add the words baseline (fitted on the probe's own pairs); warn when validated pairs were fitted on."""
-    fit = probe_fit_pairs(probe_file, rubric)
+def validate_probe(validity: Validity, pairs: Sequence[LabelledPair], info: dict[str, Any], rubric: Rubric) -> Validity:
+    """Add the words baseline (fitted on the pairs of the probe ``info`` describes); warn when validated pairs
+    were fitted on."""
+    fit = probe_fit_pairs(info, rubric)
     if fit is None:
         print("hmx rubric validate: note: the probe's pair file is gone; no words baseline", file=sys.stderr)
         return validity
@@ -98,8 +98,7 @@ def validate_probe(validity: Validity, pairs: Sequence[LabelledPair], probe_file
     return with_words_baseline(validity, pairs, fit)
 
 
-def probe_summary(probe_file: str) -> str:
-    """One line on what a probe was fitted for (printed by validate)."""
-    info = load_probe(probe_file).info
+def probe_summary(info: dict[str, Any]) -> str:
+    """One line on what a probe (its ``info``) was fitted for (printed by validate)."""
     keys = ("model", "layer", "fit_pairs", "cross_pairs", "splits", "train_accuracy")
     return "probe: " + json.dumps({k: info.get(k) for k in keys})

@@ -234,10 +234,12 @@ def run_validate(args: argparse.Namespace) -> int:
         device = next(model.parameters()).device
         validity = validate(build, rubric, model, pairs, device, args.mode, args.model, verbose=not args.json)
     if args.mode == "probe":
+        from hmx.judge.probe import load_probe
         from hmx.judge.probe_cli import probe_summary, validate_probe
 
-        print(probe_summary(args.probe), file=sys.stderr)
-        validity = validate_probe(validity, pairs, args.probe, rubric)
+        info = load_probe(args.probe).info  # read once for the summary and the words baseline
+        print(probe_summary(info), file=sys.stderr)
+        validity = validate_probe(validity, pairs, info, rubric)
     if args.json:
         result = validity.as_dict()
         result["at_chance"] = validity.overall.at_chance
