@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from hmx.judge.pairs import LabelledPair
 from hmx.judge.probe import PROBE_FORMAT, Probe, ProbeJudge
+from hmx.judge.validity import outcome
 from hmx.rubrics.schema import Rubric
 
 FOLDS = 5
@@ -147,11 +148,11 @@ def fit_heads(features: PairFeatures, layer: int, train: torch.Tensor, c: float)
 
 
 def pair_accuracy(features: PairFeatures, layer: int, weight: torch.Tensor, pairs: torch.Tensor) -> list[float]:
-    """1/0 per pair (0.5 on a tie): does the chosen reply score higher under the heads?"""
+    """:func:`~hmx.judge.validity.outcome` per pair on the heads' logits: does the chosen reply score higher?"""
     j = features.criterion[pairs]
     states = features.states[:, :, layer]
     gap = ((states[features.chosen[pairs], j] - states[features.rejected[pairs], j]) * weight[j]).sum(-1)
-    return [0.5 if abs(g) < 1e-9 else float(g > 0) for g in gap.tolist()]
+    return [outcome(g, 0.0) for g in gap.tolist()]
 
 
 def cross_validate(features: PairFeatures, c: float) -> dict[int, float]:
