@@ -172,43 +172,83 @@ def continuous_batching_phase(model, prompt_ids: list[list[int]], pad_id: int, a
     guarded(record, "generation", "continuous_batching", measure)
 
 
+FLOOR_TOKENS = 16
+FLOOR = f"floor (1 row, {FLOOR_TOKENS} completion tokens)"
+TARGET_MFU = 0.25  # issue #16's update target
+
+
+def projection(
+    floor_s: float, seconds: float, calls: int, tokens: int, flops: float, peak_tflops: float
+) -> dict[str, Any]:
+    """What an update of ``tokens`` in ``calls`` forward calls leaves for its tokens beyond the per-call floor:
+    their own rate and MFU, and the tokens per call that ``TARGET_MFU`` needs (None: out of reach)."""
+    compute = seconds - calls * floor_s
+    if compute <= 0:  # the floor explains the whole time: no per-token rate can be read
+        return {"floor_s": floor_s, "per_call_s": seconds / calls, "marginal_tokens_per_s": None}
+    per_token_s, flop_per_token, peak = compute / tokens, flops / tokens, peak_tflops * 1e12
+    spare = flop_per_token - TARGET_MFU * peak * per_token_s
+    return {
+        "floor_s": floor_s,
+        "floor_share": calls * floor_s / seconds,
+        "marginal_tokens_per_s": 1 / per_token_s,
+        "marginal_mfu": flop_per_token / per_token_s / peak,
+        "tokens_per_call_for_target": TARGET_MFU * peak * floor_s / spare if spare > 0 else None,
+        "target_mfu": TARGET_MFU,
+    }
+
+
 def update_phase(
     model, sequences: torch.Tensor, prompt_len: int, params: int, peak_tflops: float, args, device, record
 ):
     """Forward + backward + AdamW on the adapter over prompt + completion: micro-batch, checkpointing,
-    ``torch.compile`` (``args.compile``: its modes, e.g. ``default`` and ``reduce-overhead``, CUDA graphs), Liger."""
+    ``torch.compile`` (``args.compile``: its modes, e.g. ``default`` and ``reduce-overhead``, CUDA graphs), Liger.
+
+    Also the per-call floor (one row of ``FLOOR_TOKENS`` completion tokens: what a forward + backward costs
+    whatever its batch) and, from it, what the largest eager micro-batch's time leaves for the tokens
+    themselves: ``update_projection`` (tokens per call a target MFU needs)."""
     labels = sequences.clone()
     labels[:, :prompt_len] = -100  # the loss covers the completion, as GRPO's does
-    attention = torch.ones_like(sequences)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-5)
     config = model.get_base_model().config
     tokens = sequences.numel()
 
-    def update(micro: int, forward: Any = model) -> None:
-        for start in range(0, len(sequences), micro):
-            part = slice(start, start + micro)
-            batch = {"input_ids": sequences[part], "attention_mask": attention[part], "labels": labels[part]}
+    def update(micro: int, forward: Any = model, rows: torch.Tensor = sequences, targets: torch.Tensor = labels):
+        for start in range(0, len(rows), micro):
+            ids = rows[start : start + micro]
+            batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": targets[start : start + micro]}
             out = forward(**batch, use_cache=False)
             out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def figures(micro: int, forward: Any = model) -> dict[str, Any]:
+    def figures(
+        micro: int, forward: Any = model, rows=sequences, targets=labels, repeats=args.repeats
+    ) -> dict[str, Any]:
         reset_peak(device)
-        seconds = timed(lambda: update(micro, forward), device, args.repeats)
-        achieved = update_flops(config, params, tokens, sequences.shape[1]) / seconds / 1e12
+        seconds = timed(lambda: update(micro, forward, rows, targets), device, repeats)
+        achieved = update_flops(config, params, rows.numel(), rows.shape[1]) / seconds / 1e12
         return {
-            "tokens_per_s": tokens / seconds,
+            "tokens_per_s": rows.numel() / seconds,
             "tflops": achieved,
             "mfu": achieved / peak_tflops,
+            "seconds": seconds,
             "peak_gb": peak_gb(device),
         }
 
     model.train()
+    measured: dict[int, dict[str, Any]] = {}
     for micro in args.update_micro:
-        guarded(record, "update", f"micro={micro}", lambda micro=micro: figures(micro))
+        guarded(record, "update", f"micro={micro}", lambda micro=micro: measured.setdefault(micro, figures(micro)))
     largest = max(args.update_micro)
+    end = min(prompt_len + FLOOR_TOKENS, sequences.shape[1])
+    floor = lambda: figures(1, model, sequences[:1, :end], labels[:1, :end], max(5, args.repeats))  # noqa: E731
+    if guarded(record, "update", FLOOR, lambda: measured.setdefault(0, floor())) and len(measured) > 1:
+        micro = max(measured)  # the largest micro-batch that ran (a larger one may have run out of memory)
+        calls = -(-len(sequences) // micro)
+        flops = update_flops(config, params, tokens, sequences.shape[1])
+        projected = projection(measured[0]["seconds"], measured[micro]["seconds"], calls, tokens, flops, peak_tflops)
+        record("update_projection", f"micro={micro}", projected)
     base = model.get_base_model()
     if args.checkpointing:
         base.activation_checkpointing_enable({"use_reentrant": False})

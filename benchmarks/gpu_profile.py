@@ -6,14 +6,16 @@ python -m benchmarks.gpu_profile --shapes toy --device cpu --quick  # seconds on
 For each shape (built from config, random weights, LoRA r=16 on all linear layers as in
 ``conf/peft/lora.yaml``; text from hmx's tiny tokenizer, so figures are per token) it measures,
 in this order (``benchmarks/gpu_phases.py``): the logprob judge with fixed row counts and with
-token budgets (``judge.max_batch_tokens``, the device-sized default included); the update
-(forward + backward + AdamW on the adapter) per micro-batch size, with activation checkpointing
-and with Liger's kernels, as model FLOP utilisation against a bf16 matmul peak measured in the
-same run; generation with ``generate``; the generate judge. Then the **real training step** of
-the first shape: ``hmx train`` (``trainer=gpu_lora``, forced completion length) in a fresh
-process per variant, self-judge vs a zero-cost reward, then with Liger and with transformers'
-continuous batching; last, continuous batching in this process (a device-side assert there ends
-the process, after everything else is on disk).
+token budgets (``judge.max_batch_tokens``, the device-sized default included); generation with
+``generate``; the update of those sequences (forward + backward + AdamW on the adapter) per
+micro-batch size, with activation checkpointing, ``torch.compile`` modes and Liger's kernels, as
+model FLOP utilisation against a bf16 matmul peak measured in the same run, plus the per-call
+floor (one 16-token row) and what it implies: the tokens per forward call that 25% MFU needs
+(``update_projection``); the generate judge. Then the **real training step** of the first shape:
+``hmx train`` (``trainer=gpu_lora``, forced completion length) in a fresh process per variant,
+self-judge vs a zero-cost reward, then with Liger and with transformers' continuous batching;
+last, continuous batching in this process (a device-side assert there ends the process, after
+everything else is on disk).
 
 ``--budget-s`` (default 280) bounds the run: a phase that would start past it is recorded as
 skipped. ``<out>/gpu_profile.json`` and ``gpu_profile.md`` are rewritten after every figure.
@@ -37,7 +39,7 @@ from peft import get_peft_model
 from transformers import AutoTokenizer, Qwen3ForCausalLM
 
 from benchmarks import gpu_phases as phases
-from benchmarks.shapes import build_shape, shape_config
+from benchmarks.shapes import SHAPES, build_shape, shape_config
 from benchmarks.workloads import judge_inputs
 from hmx.config import TinyModelConfig
 from hmx.judge.prompts import chat_text
@@ -229,6 +231,18 @@ def markdown(data: dict[str, Any]) -> str:
                 elif phase == "train_step":
                     rate = "-"
                     other = f"step {f['median_step_s']:.2f} s, judge {f['median_judge_s']:.2f} s"
+                elif phase == "update_projection":  # beyond the per-call floor (gpu_phases.projection)
+                    rate = num(f.get("marginal_tokens_per_s"), ",.0f")
+                    need = f.get("tokens_per_call_for_target")
+                    other = f"floor {1000 * f['floor_s']:.1f} ms/call"
+                    if f.get("marginal_mfu") is None:
+                        other += ": the floor is the whole update"
+                    else:
+                        other += (
+                            f" ({f['floor_share']:.0%} of the update), the tokens alone at {f['marginal_mfu']:.1%} "
+                            f"MFU; {f['target_mfu']:.0%} MFU needs "
+                            + ("more than any batch" if need is None else f"≥ {need:,.0f} tokens per call")
+                        )
                 else:
                     rate = num(f.get("tokens_per_s"), ",.0f")
                     other = ", ".join(
@@ -253,7 +267,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks.gpu_profile", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     ints = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731
-    parser.add_argument("--shapes", default="qwen3-0.6b,qwen3-4b", help="comma-separated: qwen3-0.6b, qwen3-4b, toy")
+    parser.add_argument("--shapes", default="qwen3-0.6b,qwen3-4b", help="comma-separated, of: " + ", ".join(SHAPES))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--quick", action="store_true", help="few completions and tokens, one repeat")

@@ -28,6 +28,16 @@ SHAPES: dict[str, dict[str, Any]] = {
     "qwen3-4b": dict(
         hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8
     ),
+    # the 0.6B shape's depth and modules at width 64: its per-call floor (host work per layer) on any device
+    "qwen3-0.6b-narrow": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=28,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        vocab_size=2048,
+    ),
     # a seconds-on-CPU stand-in with the same structure (and a vocabulary just above the tiny tokenizer's), for tests
     "toy": dict(
         hidden_size=64,

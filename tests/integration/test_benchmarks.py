@@ -58,7 +58,9 @@ def test_gpu_profile_runs_on_cpu_with_a_tiny_shape(tmp_path: Path, cache_dir: Pa
     assert report["device"].startswith("CPU") and report["matmul_peak_tflops"] > 0 and report["skipped"] == []
     phases = report["shapes"]["toy"]
     assert phases["model"]["built"]["linear_params"] > 0
-    assert set(phases) == {"model", "judge_logprob", "generation", "update", "judge_generate", "train_step"}
+    assert set(phases) == {
+        "model", "judge_logprob", "generation", "update", "update_projection", "judge_generate", "train_step"
+    }  # fmt: skip
     judged = phases["judge_logprob"]
     assert set(judged) == {"batch_size=16", "batch_size=48", "max_batch_tokens=512"}  # CPU: no device-sized budget
     assert judged["max_batch_tokens=512"]["forward_calls"] >= judged["batch_size=48"]["forward_calls"]
@@ -67,8 +69,11 @@ def test_gpu_profile_runs_on_cpu_with_a_tiny_shape(tmp_path: Path, cache_dir: Pa
     ]
     assert all("error" not in f and f["tokens_per_s"] > 0 for f in measured)
     assert all(f.get("peak_gb") is None for f in measured)  # no CUDA: no GPU memory figure is invented
-    assert set(phases["update"]) == {"micro=2", "micro=8", "micro=8 activation_checkpointing"}
+    floor = "floor (1 row, 16 completion tokens)"  # one forward + backward + step, whatever the batch
+    assert set(phases["update"]) == {"micro=2", "micro=8", floor, "micro=8 activation_checkpointing"}
     assert all(f["mfu"] > 0 for f in phases["update"].values())
+    (projected,) = phases["update_projection"].values()  # what micro=8's time leaves beyond that floor
+    assert projected["floor_s"] == phases["update"][floor]["seconds"] > 0 and projected["target_mfu"] == 0.25
     steps = phases["train_step"]  # the real hmx train, one fresh process per variant
     assert steps["self"]["median_judge_s"] > 0 == steps["constant"]["median_judge_s"]
     assert all(len(f["step_seconds"]) == 2 and f["median_step_s"] > 0 for f in steps.values())
