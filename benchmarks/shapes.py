@@ -21,6 +21,15 @@ from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 from hmx.config import TinyModelConfig
 from hmx.tiny import build_tiny
 
+# a seconds-on-CPU stand-in with the same structure (and a vocabulary just above the tiny tokenizer's), for tests
+TOY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+)
 SHAPES: dict[str, dict[str, Any]] = {
     "qwen3-0.6b": dict(
         hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8
@@ -28,26 +37,9 @@ SHAPES: dict[str, dict[str, Any]] = {
     "qwen3-4b": dict(
         hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8
     ),
-    # the 0.6B shape's depth and modules at width 64: its per-call floor (host work per layer) on any device
-    "qwen3-0.6b-narrow": dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=28,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        vocab_size=2048,
-    ),
-    # a seconds-on-CPU stand-in with the same structure (and a vocabulary just above the tiny tokenizer's), for tests
-    "toy": dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        vocab_size=2048,
-    ),
+    "toy": {**TOY, "vocab_size": 2048},
+    # the 0.6B shape's depth and modules at the toy's width: its per-call floor (host work per layer) on any device
+    "qwen3-0.6b-narrow": {**TOY, "vocab_size": 2048, "num_hidden_layers": 28},
 }
 COMMON = dict(vocab_size=151936, head_dim=128, max_position_embeddings=40960, rope_theta=1_000_000.0, rms_norm_eps=1e-6)
 
