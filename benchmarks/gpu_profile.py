@@ -54,7 +54,18 @@ TRAIN_VARIANTS = {  # name: (reward, extra hmx train overrides)
     "self": ("self", []),  # the self-judge
     "self_liger": ("self", ["+trainer.use_liger_kernel=true"]),
     "self_cb": ("self", ["+generation.use_transformers_continuous_batching=true"]),
-    "self_compile": ("self", ["+trainer.torch_compile=true"]),  # transformers' Trainer compiles the model
+    # transformers' Trainer compiles the model; TRL pads prompts and completions to a multiple of 64, so that a
+    # new length reuses the graph (unpadded: a second compile on step 2; CPU, docs/performance.md)
+    "self_compile": ("self", ["+trainer.torch_compile=true", "+trainer.pad_to_multiple_of=64"]),
+    # the same with CUDA graphs (torch.compile's reduce-overhead mode): the per-call floor's launches
+    "self_graphs": (
+        "self",
+        [
+            "+trainer.torch_compile=true",
+            "+trainer.pad_to_multiple_of=64",
+            "+trainer.torch_compile_mode=reduce-overhead",
+        ],
+    ),
 }
 DEFAULT_TRAIN = "constant,self,self_compile"  # self_liger and self_cb were slower on the H100 (performance.md)
 
