@@ -182,18 +182,17 @@ def projection(
 ) -> dict[str, Any]:
     """What an update of ``tokens`` in ``calls`` forward calls leaves for its tokens beyond the per-call floor:
     their own rate and MFU, and the tokens per call that ``TARGET_MFU`` needs (None: out of reach)."""
+    head = {"floor_s": floor_s, "floor_share": calls * floor_s / seconds, "target_mfu": TARGET_MFU}
     compute = seconds - calls * floor_s
-    if compute <= 0:  # the floor explains the whole time: no per-token rate can be read
-        return {"floor_s": floor_s, "per_call_s": seconds / calls, "marginal_tokens_per_s": None}
+    if compute <= 0:  # the floor explains the whole time (or noise exceeds it): no per-token rate can be read
+        return {**head, "marginal_tokens_per_s": None, "marginal_mfu": None, "tokens_per_call_for_target": None}
     per_token_s, flop_per_token, peak = compute / tokens, flops / tokens, peak_tflops * 1e12
     spare = flop_per_token - TARGET_MFU * peak * per_token_s
     return {
-        "floor_s": floor_s,
-        "floor_share": calls * floor_s / seconds,
+        **head,
         "marginal_tokens_per_s": 1 / per_token_s,
         "marginal_mfu": flop_per_token / per_token_s / peak,
         "tokens_per_call_for_target": TARGET_MFU * peak * floor_s / spare if spare > 0 else None,
-        "target_mfu": TARGET_MFU,
     }
 
 

@@ -37,4 +37,4 @@ def test_out_of_reach_and_floor_bound_updates_say_so():
     got = projection(0.1, 0.1 + TOKENS * slow, 1, TOKENS, FLOP_PER_TOKEN * TOKENS, PEAK)
     assert got["marginal_mfu"] == pytest.approx(0.2) and got["tokens_per_call_for_target"] is None
     bound = projection(0.3, 0.25, 1, TOKENS, FLOP_PER_TOKEN * TOKENS, PEAK)  # noise: the floor exceeds the update
-    assert bound["marginal_tokens_per_s"] is None and "tokens_per_call_for_target" not in bound
+    assert bound["floor_share"] > 1 and bound["marginal_mfu"] is None and bound["tokens_per_call_for_target"] is None
