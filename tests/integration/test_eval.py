@@ -147,9 +147,10 @@ def test_a_trained_run_is_evaluated_with_its_adapter(base_eval, make_cfg, cache_
 
 
 def test_external_judge_scores_the_answers_with_a_second_model(base_eval, cache_dir, tmp_path):
-    """The external judge is loaded separately; here it is the same tiny model, so its scores equal the self-judge's."""
+    """The external judge (a model preset placed at its key) is loaded separately; here it is the same tiny model,
+    so its scores equal the self-judge's."""
     only_expression = ["suite.benchmarks=[]", "suite.sycophancy.enabled=false"]
-    external = ["suite.expression.external_judge={name_or_path: tiny}"]
+    external = ["+model@suite.expression.external_judge=tiny"]
     path = run(eval_cfg(cache_dir, f"output_dir={tmp_path / 'ext'}", *SMALL, *only_expression, *external))
     metrics = json.loads(path.read_text())["metrics"]
     assert set(metrics) == {f"expression/{judge}/{c}" for judge in ("self", "external") for c in (*CRITERIA, "overall")}

@@ -81,3 +81,22 @@ def test_every_eval_suite_composes_and_validates(make_cfg, suite):
 
     cfg = make_cfg(f"suite={suite}", config_name="eval")
     assert suite_config(cfg).benchmarks
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["+model@suite.expression.external_judge=smollm2-135m", "suite.expression.external_judge={name_or_path: tiny}"],
+    ids=["preset", "node"],
+)
+def test_the_external_judge_takes_a_model_preset_or_a_node(make_cfg, override):
+    """A shipped model preset lands whole (its packaged block too) at the external judge's key; so does a node."""
+    from hmx.evaluation.suite import suite_config
+
+    judge = suite_config(make_cfg(override, config_name="eval")).expression.external_judge
+    assert judge is not None
+    if override.startswith("+model@"):
+        preset = yaml.safe_load((CONF_DIR / "model" / "smollm2-135m.yaml").read_text())
+        assert judge.name_or_path == preset["name_or_path"]
+        assert judge.packaged is not None and judge.packaged.sha256 == preset["packaged"]["sha256"]
+    else:
+        assert judge.name_or_path == "tiny"
