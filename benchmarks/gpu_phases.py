@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -196,6 +197,35 @@ def projection(
     }
 
 
+def floor_split(
+    model: Any, rows: torch.Tensor, targets: torch.Tensor, optimizer: Any, device: torch.device, repeats: int
+) -> dict[str, Any]:
+    """The floor's forward, backward and optimizer step apart (medians), each also as the host's own time (until
+    the call returns, before the device is waited for): ``host_share`` near 1 means the device waits on the host,
+    which compilation and CUDA graphs remove; well below 1, the kernels themselves take the time."""
+    batch = {"input_ids": rows, "attention_mask": torch.ones_like(rows), "labels": targets}
+    parts: dict[str, list[float]] = {k: [] for k in ("forward", "backward", "step")}
+    host: dict[str, list[float]] = {k: [] for k in parts}
+
+    def part(name: str, fn: Callable[[], Any]) -> Any:
+        synchronize(device)
+        started = time.perf_counter()
+        out = fn()
+        host[name].append(time.perf_counter() - started)
+        synchronize(device)
+        parts[name].append(time.perf_counter() - started)
+        return out
+
+    for _ in range(repeats + 1):  # the first round warms up
+        loss = part("forward", lambda: model(**batch, use_cache=False).loss)
+        part("backward", loss.backward)
+        part("step", lambda: (optimizer.step(), optimizer.zero_grad(set_to_none=True)))
+    median = lambda xs: statistics.median(xs[1:])  # noqa: E731
+    figures = {f"{k}_s": median(v) for k, v in parts.items()} | {f"{k}_host_s": median(v) for k, v in host.items()}
+    figures["host_share"] = sum(median(v) for v in host.values()) / sum(median(v) for v in parts.values())
+    return figures
+
+
 def update_phase(
     model, sequences: torch.Tensor, prompt_len: int, params: int, peak_tflops: float, args, device, record
 ):
@@ -208,7 +238,7 @@ def update_phase(
     labels = sequences.clone()
     labels[:, :prompt_len] = -100  # the loss covers the completion, as GRPO's does
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-5)
+    optimizer = torch.optim.AdamW(trainable, lr=1e-5, fused=True)  # as the Trainer's default optim, adamw_torch_fused
     config = model.get_base_model().config
     tokens = sequences.numel()
 
@@ -237,17 +267,24 @@ def update_phase(
 
     model.train()
     measured: dict[int, dict[str, Any]] = {}
+
+    def once(micro: int) -> dict[str, Any]:
+        return measured.setdefault(micro, figures(micro))
+
     for micro in args.update_micro:
-        guarded(record, "update", f"micro={micro}", lambda micro=micro: measured.setdefault(micro, figures(micro)))
+        guarded(record, "update", f"micro={micro}", partial(once, micro))
     largest = max(args.update_micro)
     end = min(prompt_len + FLOOR_TOKENS, sequences.shape[1])
-    floor = lambda: figures(1, model, sequences[:1, :end], labels[:1, :end], max(5, args.repeats))  # noqa: E731
+    floor_rows, floor_targets = sequences[:1, :end], labels[:1, :end]
+    floor = lambda: figures(1, model, floor_rows, floor_targets, max(5, args.repeats))  # noqa: E731
     if guarded(record, "update", FLOOR, lambda: measured.setdefault(0, floor())) and len(measured) > 1:
         micro = max(measured)  # the largest micro-batch that ran (a larger one may have run out of memory)
         calls = -(-len(sequences) // micro)
         flops = update_flops(config, params, tokens, sequences.shape[1])
         projected = projection(measured[0]["seconds"], measured[micro]["seconds"], calls, tokens, flops, peak_tflops)
         record("update_projection", f"micro={micro}", projected)
+    split = lambda: floor_split(model, floor_rows, floor_targets, optimizer, device, max(5, args.repeats))  # noqa: E731
+    guarded(record, "update_floor", "forward, backward, step", split)
     base = model.get_base_model()
     if args.checkpointing:
         base.activation_checkpointing_enable({"use_reentrant": False})

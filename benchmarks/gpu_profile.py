@@ -104,6 +104,13 @@ class Report:
         (self.out / "gpu_profile.md").write_text(markdown(self.data) + "\n", encoding="utf-8")
 
 
+def pad_id(config: Any) -> int:
+    """The shape's padding id (``shape_config`` sets it from the tiny tokenizer)."""
+    if config.pad_token_id is None:
+        raise ValueError(f"the shape config has no pad_token_id: {config}")
+    return int(config.pad_token_id)
+
+
 def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, size: int, repeats: int) -> float:
     """Achieved dense matmul throughput (TFLOP/s) for ``size``-square matrices: the MFU denominator."""
     a = torch.randn(size, size, device=device, dtype=dtype)
@@ -138,7 +145,7 @@ def profile_shape(name: str, args: argparse.Namespace, device: torch.device, rep
         phases.judge_phase(model, rubric, tokenizer, prompts, completions, args, device, record)
     sequences = None
     if report.due(f"{name} generation"):
-        sequences = phases.generation_phase(model, batch, config.pad_token_id, args, device, record)
+        sequences = phases.generation_phase(model, batch, pad_id(config), args, device, record)
     if sequences is not None and report.due(f"{name} update"):
         phases.update_phase(
             model,
@@ -254,6 +261,10 @@ def markdown(data: dict[str, Any]) -> str:
                             f"MFU; {f['target_mfu']:.0%} MFU needs "
                             + ("more than any batch" if need is None else f"≥ {need:,.0f} tokens per call")
                         )
+                elif phase == "update_floor":  # gpu_phases.floor_split
+                    rate = "-"
+                    other = ", ".join(f"{k} {1000 * f[f'{k}_s']:.1f} ms" for k in ("forward", "backward", "step"))
+                    other += f"; the host's own share {f['host_share']:.0%}"
                 else:
                     rate = num(f.get("tokens_per_s"), ",.0f")
                     other = ", ".join(
@@ -363,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         lora = yaml.safe_load((CONF_DIR / "peft" / "lora.yaml").read_text(encoding="utf-8"))
         model = get_peft_model(base, lora_config(lora)).eval()
         record = lambda phase, variant, figures: report.record(shapes[0], phase, variant, figures)  # noqa: E731
-        phases.continuous_batching_phase(model, prompt_ids, config.pad_token_id, args, device, record)
+        phases.continuous_batching_phase(model, prompt_ids, pad_id(config), args, device, record)
     report.save()
     print(markdown(report.data))
     return 0

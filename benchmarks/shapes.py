@@ -68,7 +68,8 @@ def build_shape(name: str, cache_dir: str | Path, seed: int = 0) -> Path:
     config = shape_config(name, tiny)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = Qwen3ForCausalLM(config).to(torch.bfloat16)
+        model: Any = Qwen3ForCausalLM(config)
+        model = model.to(torch.bfloat16)
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     staging = Path(tempfile.mkdtemp(prefix=".shape-", dir=target.parent))

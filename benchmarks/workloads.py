@@ -19,6 +19,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,8 @@ def judge_modes(
     from hmx.judge.factory import build_judge
     from hmx.resources import RUBRICS_DIR
 
-    cpu, runners, group = torch.device("cpu"), {}, 1
+    cpu, group = torch.device("cpu"), 1
+    runners: dict[str, Callable[[], object]] = {}
     for mode in modes:
         examples = str(RUBRICS_DIR / "hmx_feel.pairs.jsonl") if mode == "fewshot" else None
         probe = str(tiny_probe(rubric, tokenizer, model)) if mode == "probe" else None
@@ -222,7 +224,7 @@ def judge_modes(
         if mode == "relative":
             group = min(GROUP, len(judge.letter_ids))
             asked = [prompts[i // group] for i in range(len(texts))]
-        runners[mode] = lambda judge=judge, asked=asked: judge.score(model, asked, texts, cpu)
+        runners[mode] = partial(judge.score, model, asked, texts, cpu)
     return runners, group
 
 

@@ -59,7 +59,8 @@ def test_gpu_profile_runs_on_cpu_with_a_tiny_shape(tmp_path: Path, cache_dir: Pa
     phases = report["shapes"]["toy"]
     assert phases["model"]["built"]["linear_params"] > 0
     assert set(phases) == {
-        "model", "judge_logprob", "generation", "update", "update_projection", "judge_generate", "train_step"
+        "model", "judge_logprob", "generation", "update", "update_projection", "update_floor", "judge_generate",
+        "train_step",
     }  # fmt: skip
     judged = phases["judge_logprob"]
     assert set(judged) == {"batch_size=16", "batch_size=48", "max_batch_tokens=512"}  # CPU: no device-sized budget
@@ -74,10 +75,14 @@ def test_gpu_profile_runs_on_cpu_with_a_tiny_shape(tmp_path: Path, cache_dir: Pa
     assert all(f["mfu"] > 0 for f in phases["update"].values())
     (projected,) = phases["update_projection"].values()  # what micro=8's time leaves beyond that floor
     assert projected["floor_s"] == phases["update"][floor]["seconds"] > 0 and projected["target_mfu"] == 0.25
+    (split,) = phases["update_floor"].values()  # the floor's parts, each also as the host's own time
+    assert all(split[f"{k}_s"] >= split[f"{k}_host_s"] > 0 for k in ("forward", "backward", "step"))
+    assert 0 < split["host_share"] <= 1  # on a CPU the host does the work itself: near 1
     steps = phases["train_step"]  # the real hmx train, one fresh process per variant
     assert steps["self"]["median_judge_s"] > 0 == steps["constant"]["median_judge_s"]
     assert all(len(f["step_seconds"]) == 2 and f["median_step_s"] > 0 for f in steps.values())
     table = (tmp_path / "gpu_profile.md").read_text()
+    assert "| update_floor | forward, backward, step | - | forward " in table
     assert "**toy**" in table and "| train_step | self |" in table and "self-judge / zero-cost reward" in table
     assert "Command: `python -m benchmarks.gpu_profile --shapes toy" in table
 
