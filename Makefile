@@ -20,8 +20,8 @@ train: setup
 	$(VENV)/bin/hmx train $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check hmx tests $(wildcard benchmarks)
-	$(VENV)/bin/ruff format --check hmx tests $(wildcard benchmarks)
+	$(VENV)/bin/ruff check hmx tests $(wildcard benchmarks) notebooks
+	$(VENV)/bin/ruff format --check hmx tests $(wildcard benchmarks) notebooks
 	$(VENV)/bin/mypy
 
 test: lint
