@@ -46,10 +46,17 @@ def peak_gb(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
+def alloc_retries(device: torch.device) -> int | None:
+    """How often the CUDA caching allocator freed its cache and retried since the last reset: near the memory
+    limit each retry costs a device synchronisation, a slowdown no FLOP count shows."""
+    return torch.cuda.memory_stats(device).get("num_alloc_retries", 0) if device.type == "cuda" else None
+
+
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.reset_accumulated_memory_stats(device)  # num_alloc_retries counts from here
 
 
 def guarded(record: Record, phase: str, variant: str, measure: Callable[[], dict[str, Any]]) -> bool:
@@ -263,6 +270,7 @@ def update_phase(
             "mfu": achieved / peak_tflops,
             "seconds": seconds,
             "peak_gb": peak_gb(device),
+            "alloc_retries": alloc_retries(device),
         }
 
     model.train()

@@ -269,7 +269,7 @@ def markdown(data: dict[str, Any]) -> str:
                     rate = num(f.get("tokens_per_s"), ",.0f")
                     other = ", ".join(
                         f"{k} {num(f[k], '.1%' if k == 'mfu' else '.3g')}"
-                        for k in ("mfu", "forward_calls", "ms_per_decode_step")
+                        for k in ("mfu", "forward_calls", "ms_per_decode_step", "alloc_retries")
                         if f.get(k) is not None
                     )
                 lines.append(f"| {phase} | {variant} | {rate} | {other} | {num(f.get('peak_gb'), '.1f')} |")
