@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +40,8 @@ from hmx.resources import CONF_DIR, rubric_path
 from hmx.rubrics.render import check_template
 from hmx.rubrics.schema import combine_rubrics, load_rubric
 from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process
+
+DEPRECATED_CHECKPOINTING = r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated"
 
 
 def grpo_args(cfg: DictConfig, run_dir: Path, report_to: list[str], reward_weights: list[float]) -> GRPOConfig:
@@ -108,6 +111,9 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     # The lock, then the run directory: a new one, or the resumed one taken over.
     lock = take_run(start, cfg)
     stop = GracefulStop()
+    # TRL 1.16 toggles checkpointing around each generation through transformers 5's renamed API (our key is
+    # activation_checkpointing): up to three FutureWarnings a step, none of them the user's to act on
+    warnings.filterwarnings("ignore", DEPRECATED_CHECKPOINTING, FutureWarning, r"transformers\.modeling_utils")
     try:
         trainer = GRPOTrainer(
             model=model,

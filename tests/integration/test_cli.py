@@ -25,6 +25,7 @@ def test_smoke_run_with_wandb_offline_prints_its_outputs(tmp_path, cache_dir):
         "train", "debug=smoke", "logger=wandb", "run_name=smoke", f"paths.cache_dir={cache_dir}", cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "checkpointing` is deprecated" not in result.stderr  # TRL's calls of transformers' old names: not ours
     run_dir = tmp_path / "outputs" / "runs" / "smoke"
     assert f"run finished → {run_dir}" in result.stdout
     assert "wandb sync" in result.stdout
