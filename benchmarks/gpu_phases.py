@@ -283,15 +283,15 @@ def update_phase(
         guarded(record, "update", f"micro={micro}", partial(once, micro))
     largest = max(args.update_micro)
     end = min(prompt_len + FLOOR_TOKENS, sequences.shape[1])
-    floor_rows, floor_targets = sequences[:1, :end], labels[:1, :end]
-    floor = lambda: figures(1, model, floor_rows, floor_targets, max(5, args.repeats))  # noqa: E731
+    floor_rows, floor_targets, floor_repeats = sequences[:1, :end], labels[:1, :end], max(5, args.repeats)
+    floor = lambda: figures(1, model, floor_rows, floor_targets, floor_repeats)  # noqa: E731
     if guarded(record, "update", FLOOR, lambda: measured.setdefault(0, floor())) and len(measured) > 1:
         micro = max(measured)  # the largest micro-batch that ran (a larger one may have run out of memory)
         calls = -(-len(sequences) // micro)
         flops = update_flops(config, params, tokens, sequences.shape[1])
         projected = projection(measured[0]["seconds"], measured[micro]["seconds"], calls, tokens, flops, peak_tflops)
         record("update_projection", f"micro={micro}", projected)
-    split = lambda: floor_split(model, floor_rows, floor_targets, optimizer, device, max(5, args.repeats))  # noqa: E731
+    split = lambda: floor_split(model, floor_rows, floor_targets, optimizer, device, floor_repeats)  # noqa: E731
     guarded(record, "update_floor", "forward, backward, step", split)
     base = model.get_base_model()
     if args.checkpointing:

@@ -83,20 +83,20 @@ def test_every_eval_suite_composes_and_validates(make_cfg, suite):
     assert suite_config(cfg).benchmarks
 
 
-@pytest.mark.parametrize(
-    "override",
-    ["+model@suite.expression.external_judge=smollm2-135m", "suite.expression.external_judge={name_or_path: tiny}"],
-    ids=["preset", "node"],
-)
-def test_the_external_judge_takes_a_model_preset_or_a_node(make_cfg, override):
-    """A shipped model preset lands whole (its packaged block too) at the external judge's key; so does a node."""
+def test_the_external_judge_takes_a_model_preset(make_cfg):
+    """A shipped model preset lands whole at the external judge's key, its packaged GGUF block too."""
     from hmx.evaluation.suite import suite_config
 
-    judge = suite_config(make_cfg(override, config_name="eval")).expression.external_judge
-    assert judge is not None
-    if override.startswith("+model@"):
-        preset = yaml.safe_load((CONF_DIR / "model" / "smollm2-135m.yaml").read_text())
-        assert judge.name_or_path == preset["name_or_path"]
-        assert judge.packaged is not None and judge.packaged.sha256 == preset["packaged"]["sha256"]
-    else:
-        assert judge.name_or_path == "tiny"
+    cfg = make_cfg("+model@suite.expression.external_judge=smollm2-135m", config_name="eval")
+    judge = suite_config(cfg).expression.external_judge
+    preset = yaml.safe_load((CONF_DIR / "model" / "smollm2-135m.yaml").read_text())
+    assert judge is not None and judge.name_or_path == preset["name_or_path"]
+    assert judge.packaged is not None and judge.packaged.sha256 == preset["packaged"]["sha256"]
+
+
+def test_the_external_judge_takes_a_model_node(make_cfg):
+    from hmx.evaluation.suite import suite_config
+
+    cfg = make_cfg("suite.expression.external_judge={name_or_path: tiny}", config_name="eval")
+    judge = suite_config(cfg).expression.external_judge
+    assert judge is not None and judge.name_or_path == "tiny"
