@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from hmx.config import JudgeConfig
-from hmx.judge.generate import GenerateJudge
-from hmx.judge.schedule import token_budget
-from hmx.judge.scoring import LogprobJudge
+from hmx.judge.engine.schedule import token_budget
+from hmx.judge.modes.generate import GenerateJudge
+from hmx.judge.modes.logprob import LogprobJudge
 
 Record = Callable[[str, str, dict[str, Any]], None]  # (phase, variant, figures)
 

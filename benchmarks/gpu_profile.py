@@ -42,7 +42,7 @@ from benchmarks import gpu_phases as phases
 from benchmarks.shapes import SHAPES, build_shape, shape_config
 from benchmarks.workloads import judge_inputs
 from hmx.config import TinyModelConfig
-from hmx.judge.prompts import chat_text
+from hmx.judge.engine.prompts import chat_text
 from hmx.models import lora_config
 from hmx.resources import CONF_DIR, RUBRICS_DIR
 from hmx.rubrics.schema import load_rubric

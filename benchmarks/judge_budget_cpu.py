@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from benchmarks.workloads import judge_inputs
 from hmx.config import JudgeConfig
-from hmx.judge.scoring import LogprobJudge
+from hmx.judge.modes.logprob import LogprobJudge
 from hmx.models import model_config, resolve_model_path
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.schema import load_rubric

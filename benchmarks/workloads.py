@@ -27,8 +27,8 @@ import torch
 from transformers import TrainerCallback
 
 import hmx.train
-from hmx.judge.rewards import SelfJudgeRewards
-from hmx.judge.scoring import Verdicts
+from hmx.judge.modes.logprob import Verdicts
+from hmx.rewards.self_judge import SelfJudgeRewards
 
 STATUS = Path("/proc/self/status")
 
@@ -182,7 +182,7 @@ def judge_inputs(tokenizer, completions: int, completion_tokens: int, seed: int 
     return prompts[:completions], tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
-JUDGE_MODES = ("binary", "fewshot", "contrastive", "relative", "probe")  # built by hmx.judge.factory.build_judge
+JUDGE_MODES = ("binary", "fewshot", "contrastive", "relative", "probe")  # built by hmx.judge.registry.build_judge
 GROUP = 8  # relative mode: replies per GRPO group (part (a)'s G), at most as many as the tokenizer has letters
 
 
@@ -191,10 +191,10 @@ def tiny_probe(rubric: Any, tokenizer: Any, model: Any) -> Path:
     import tempfile
 
     from hmx.config import JudgeConfig
-    from hmx.judge.pairs import load_pairs
-    from hmx.judge.probe import ProbeJudge
-    from hmx.judge.probe_fit import fit_probe
+    from hmx.judge.modes.probe import ProbeJudge
+    from hmx.judge.validity.probe_fit import fit_probe
     from hmx.resources import RUBRICS_DIR
+    from hmx.rubrics.pairs import load_pairs
 
     pairs = load_pairs(RUBRICS_DIR / "hmx_feel.pairs.jsonl", rubric, "dev")[:12]
     judge = ProbeJudge(rubric, tokenizer, JudgeConfig(mode="probe"), layers=[model.config.num_hidden_layers])
@@ -211,7 +211,7 @@ def judge_modes(
     shipped pair file's dev examples); relative mode scores groups of up to :data:`GROUP` replies to one prompt
     (``relative_group``: as many as the tokenizer has single-token letters)."""
     from hmx.config import JudgeConfig
-    from hmx.judge.factory import build_judge
+    from hmx.judge.registry import build_judge
     from hmx.resources import RUBRICS_DIR
 
     cpu, group = torch.device("cpu"), 1
@@ -233,7 +233,7 @@ def judges(completions: int, completion_tokens: int, repeats: int, cache_dir: st
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from hmx.config import JudgeConfig, TinyModelConfig
-    from hmx.judge.scoring import LogprobJudge, judging
+    from hmx.judge.modes.logprob import LogprobJudge, judging
     from hmx.resources import RUBRICS_DIR
     from hmx.rubrics.schema import load_rubric
     from hmx.tiny import build_tiny
@@ -254,7 +254,7 @@ def judges(completions: int, completion_tokens: int, repeats: int, cache_dir: st
         "logprob_unpacked": unpacked,
     }
     if "generate" in modes:
-        from hmx.judge.generate import GenerateJudge
+        from hmx.judge.modes.generate import GenerateJudge
 
         generate = GenerateJudge(rubric, tokenizer, JudgeConfig(mode="generate", max_rationale_tokens=64))
         runners["generate"] = lambda: generate.score(model, prompts, texts, cpu)

@@ -35,3 +35,16 @@ def user_prompt(tokenizer: PreTrainedTokenizerBase, message: str, prefill: str =
     """One user message (after an optional system message) in the chat template, thinking off, pre-filled."""
     messages = [{"role": "system", "content": system}] if system is not None else []
     return chat_prompt(tokenizer, [*messages, {"role": "user", "content": message}], prefill)
+
+
+def message_text(item: Any) -> str:
+    """Plain text of a TRL prompt or completion (a string, or a list of chat messages)."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, list) and item:
+        last = item[-1]
+        content = last.get("content", "") if isinstance(last, dict) else str(last)
+        if isinstance(content, list):
+            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return str(content)
+    return ""

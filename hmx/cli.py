@@ -18,11 +18,11 @@ from hmx import __version__
 COMMANDS: dict[str, tuple[str, str, bool, str]] = {
     "train": ("hmx.train", "main", True, "rubric-based self-rewarding GRPO (Hydra overrides; conf/train.yaml)"),
     "eval": ("hmx.evaluation.run", "main", True, "evaluation suite on a model or run directory (conf/eval.yaml)"),
-    "compare": ("hmx.evaluation.compare", "main", False, "per-metric deltas between evaluated runs, with plots"),
-    "rubric": ("hmx.rubrics.cli", "main", False, "lint | show | score: rubric authoring tools"),
-    "chat": ("hmx.chat", "main", False, "talk to a trained model (interactive or --prompt)"),
-    "merge": ("hmx.merge", "main", False, "merge a run's LoRA adapter into standalone weights"),
-    "init": ("hmx.starter", "main", False, "write a starter project: experiment preset, rubric, prompts"),
+    "compare": ("hmx.commands.compare", "main", False, "per-metric deltas between evaluated runs, with plots"),
+    "rubric": ("hmx.commands.rubric", "main", False, "lint | show | score: rubric authoring tools"),
+    "chat": ("hmx.commands.chat", "main", False, "talk to a trained model (interactive or --prompt)"),
+    "merge": ("hmx.commands.merge", "main", False, "merge a run's LoRA adapter into standalone weights"),
+    "init": ("hmx.commands.init", "main", False, "write a starter project: experiment preset, rubric, prompts"),
 }
 
 # command: (what it reads, what it writes), printed at the top of `hmx COMMAND --help`

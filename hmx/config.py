@@ -78,7 +78,7 @@ class RubricConfig:
 
 @dataclass
 class ExternalJudgeConfig:
-    """An OpenAI-compatible endpoint as the judge (``judge.source=external``; hmx/judge/external.py)."""
+    """An OpenAI-compatible endpoint as the judge (``judge.source=external``; hmx/judge/modes/external.py)."""
 
     base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1 (vLLM, trl vllm-serve, transformers serve)
     model: str | None = None  # the served model's name, as the server lists it under /v1/models
@@ -153,7 +153,7 @@ class PathsConfig:
     cache_dir: str = "~/.cache/hmx"
 
 
-# Judge modes, declared once (hmx/judge/factory.py builds each).
+# Judge modes, declared once (hmx/judge/registry.py builds each).
 JUDGE_MODES = ("logprob", "generate", "binary", "contrastive", "fewshot", "relative", "probe")
 
 CHOICES = {

@@ -26,9 +26,8 @@ import yaml
 from transformers import PreTrainedTokenizerBase
 from trl import GRPOConfig
 
-from hmx.chat_template import chat_prompt
+from hmx.chat_template import chat_prompt, message_text
 from hmx.config import ConfigError
-from hmx.judge.rewards import message_text
 from hmx.resources import CONF_DIR
 
 INSTALL_HINT = "pip install 'hmx[vllm]'"

@@ -27,16 +27,16 @@ from hmx.data import load_prompts
 from hmx.errors import command_errors
 from hmx.evaluation.probes import SideEffectProbes, probes_config
 from hmx.generation import check_context, check_generation, model_context, resolve_generation
-from hmx.guards import check_reward_weights, guard_functions, guard_weights
-from hmx.judge.drift import JudgeDriftMonitor, drift_judges, load_probes
-from hmx.judge.external import check_reachable
-from hmx.judge.factory import build_judge
-from hmx.judge.generate import GenerateJudge
-from hmx.judge.preflight import check_judge, pairs_to_check
-from hmx.judge.rewards import SelfJudgeRewards
+from hmx.judge.modes.external import check_reachable
+from hmx.judge.modes.generate import GenerateJudge
+from hmx.judge.registry import build_judge
+from hmx.judge.validity.preflight import check_judge, pairs_to_check
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
 from hmx.resources import CONF_DIR, rubric_path
+from hmx.rewards.drift import JudgeDriftMonitor, drift_judges, load_probes
+from hmx.rewards.guards import check_reward_weights, guard_functions, guard_weights
+from hmx.rewards.self_judge import SelfJudgeRewards
 from hmx.rubrics.render import check_template
 from hmx.rubrics.schema import combine_rubrics, load_rubric
 from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process

@@ -22,7 +22,8 @@ from hmx.config import DataConfig, JudgeConfig
 from hmx.data import load_prompts
 from hmx.decoding import greedy_decode
 from hmx.evaluation.suite import ExpressionConfig
-from hmx.judge.factory import Judge, build_judge
+from hmx.judge.protocol import Judge
+from hmx.judge.registry import build_judge
 from hmx.models import load_model, load_tokenizer
 from hmx.rubrics.schema import Rubric
 

@@ -10,7 +10,7 @@ small subset of
   rate and the suggested-wrong-answer probe, on ``probes.sycophancy`` questions),
 
 and logs them as ``probes/…`` through TRL's public ``log_metric`` reward-function hook (a monitor of
-:class:`hmx.judge.rewards.SelfJudgeRewards`), in the same row as the rewards of those completions
+:class:`hmx.rewards.self_judge.SelfJudgeRewards`), in the same row as the rewards of those completions
 (W&B and metrics.jsonl: row k+1 holds the policy after k updates), with their cost:
 ``probes/seconds`` and ``probes/step_fraction`` (probe time over the mean time of the training steps
 since the previous probe). Rank 0 also appends each probe to ``<run>/probes.jsonl`` under the

@@ -26,9 +26,9 @@ from hmx.evaluation.suite import suite_config
 from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
 from hmx.evaluation.target import load_target, resolve_target
 from hmx.evaluation.tasks.datasets import data_source
-from hmx.judge.factory import build_judge
+from hmx.judge.registry import build_judge
 from hmx.resources import CONF_DIR
-from hmx.rubrics.cli import load_checked
+from hmx.rubrics.loading import load_checked
 
 
 def run(cfg: DictConfig) -> Path:

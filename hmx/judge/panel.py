@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from hmx.config import JudgeConfig
-from hmx.judge.factory import Judge
+from hmx.judge.protocol import Judge
 from hmx.judge.verdicts import Verdicts
 from hmx.rubrics.schema import Rubric
 
@@ -64,7 +64,7 @@ def with_weights(judge: Judge, weights: str) -> Judge:
 
 
 class JudgePanel:
-    """A :class:`~hmx.judge.factory.Judge` whose verdicts are the reward judge's; the others are compared."""
+    """A :class:`~hmx.judge.registry.Judge` whose verdicts are the reward judge's; the others are compared."""
 
     def __init__(self, self_judge: Judge, external: Judge, cfg: JudgeConfig):
         self.rubric, self.cfg = self_judge.rubric, cfg

@@ -27,7 +27,7 @@ QUOTED_EXCHANGE = """\
 """
 
 # The static part (instructions and every criterion's scale) comes first and is the same for
-# every row of a batch, so the logprob judge encodes it once per batch (hmx/judge/scoring.py);
+# every row of a batch, so the logprob judge encodes it once per batch (hmx/judge/modes/logprob.py);
 # after the quoted conversation one short line names the criterion, so one completion's rows
 # share all but a few tokens. In generate mode (no prefix is shared there) the rubric shows only the
 # criterion graded, and the answer format closes the message: the last instruction the judge

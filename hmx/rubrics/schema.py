@@ -17,7 +17,7 @@ import yaml
 from hmx.errors import InputError
 
 DIRECTIONS = ("forward", "reverse")
-GUARD_NAMES = ("overlong", "repetition")  # hmx's guard rewards (hmx/guards.py): TRL logs rewards/<name>/mean
+GUARD_NAMES = ("overlong", "repetition")  # hmx's guard rewards (hmx/rewards/guards.py): TRL logs rewards/<name>/mean
 REWARD_LIMIT = 1e15  # |weight x score| bound: TRL sums the weighted rewards and takes group std in float32
 RUBRIC_KEYS = {"name", "description", "criteria", "judge_template"}
 CRITERION_KEYS = {"name", "description", "weight", "scale", "direction", "guard"}

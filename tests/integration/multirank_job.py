@@ -18,9 +18,9 @@ from transformers import TrainerCallback
 
 import hmx.train as train
 from hmx.config import typed_node
-from hmx.judge.contrastive import contrastive_calls
-from hmx.judge.factory import build_judge
-from hmx.judge.scoring import forward_calls
+from hmx.judge.modes.contrastive import contrastive_calls
+from hmx.judge.modes.logprob import forward_calls
+from hmx.judge.registry import build_judge
 from hmx.resources import rubric_path
 from hmx.rubrics.schema import load_rubric
 

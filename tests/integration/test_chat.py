@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hmx.chat import main
+from hmx.commands.chat import main
 from hmx.runs import load_adapter_model, load_run_tokenizer, locate_run
 
 MAX_NEW_TOKENS = 12

@@ -22,7 +22,7 @@ from hmx.evaluation.sycophancy import DIRECTIONS
 from hmx.evaluation.tasks import TASKS_DIR
 from hmx.evaluation.tasks.datasets import data_root
 from hmx.resources import CONF_DIR
-from hmx.rubrics.cli import load_checked
+from hmx.rubrics.loading import load_checked
 
 pytestmark = pytest.mark.skipif(data_root(None) is None, reason="../shared/data is not next to this checkout")
 
@@ -191,7 +191,8 @@ def test_bad_input_fails_with_the_field_and_writes_nothing(cache_dir, tmp_path):
 
 def test_compare_seeds_intervals_and_mcnemar_on_real_evals(base_eval, make_cfg, cache_dir, tmp_path):
     """Two training seeds evaluated for real, compared with the base model: one arm, intervals, paired tests."""
-    from hmx.evaluation.compare import compare, main
+    from hmx.commands.compare import main
+    from hmx.evaluation.compare import compare
     from hmx.train import run as train
 
     runs = [train(make_cfg("debug=smoke", f"seed={seed}", f"run_name=fwd-{seed}")) for seed in (1, 2)]

@@ -28,8 +28,8 @@ import torch
 
 from hmx import cli
 from hmx.config import ExternalJudgeConfig, JudgeConfig
-from hmx.judge.factory import build_judge
-from hmx.judge.rewards import SelfJudgeRewards
+from hmx.judge.registry import build_judge
+from hmx.rewards.self_judge import SelfJudgeRewards
 
 READY_SECONDS = 180
 PROMPTS = ["I got the job!", "Can you help me?"]

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.drift import PROBES, JudgeDriftMonitor, drift_judges, drift_scores, load_probes
-from hmx.judge.scoring import LogprobJudge
+from hmx.judge.modes.logprob import LogprobJudge
 from hmx.resources import RUBRICS_DIR
+from hmx.rewards.drift import PROBES, JudgeDriftMonitor, drift_judges, drift_scores, load_probes
 from hmx.rubrics.schema import load_rubric
 from hmx.runs import load_adapter_model, load_run_tokenizer, locate_run
 from hmx.train import run

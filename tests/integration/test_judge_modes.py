@@ -11,13 +11,13 @@ import torch
 
 from hmx.cli import main
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.contrastive import contrastive_calls
-from hmx.judge.drift import PROBES, drift_judges, drift_scores
-from hmx.judge.factory import build_judge
-from hmx.judge.faults import fill_invalid
-from hmx.judge.relative import relative_calls
-from hmx.judge.scoring import forward_calls
+from hmx.judge.modes.contrastive import contrastive_calls
+from hmx.judge.modes.logprob import forward_calls
+from hmx.judge.modes.relative import relative_calls
+from hmx.judge.registry import build_judge
 from hmx.resources import RUBRICS_DIR
+from hmx.rewards.drift import PROBES, drift_judges, drift_scores
+from hmx.rewards.faults import fill_invalid
 from hmx.train import run
 
 PAIRS = RUBRICS_DIR / "hmx_feel.pairs.jsonl"

@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hmx.merge import main
+from hmx.commands.merge import main
 from hmx.runs import load_adapter_model, load_run_tokenizer, locate_run
 
 CONVERSATIONS = [

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hmx.judge.scoring import forward_calls
+from hmx.judge.modes.logprob import forward_calls
 from hmx.runs import load_adapter_model, load_run_tokenizer, locate_run
 from hmx.train import run
 

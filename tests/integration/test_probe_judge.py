@@ -9,13 +9,13 @@ import torch
 
 from hmx.cli import main
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.drift import PROBES, drift_judges, drift_scores
-from hmx.judge.factory import build_judge
-from hmx.judge.pairs import LabelledPair
-from hmx.judge.probe import load_probe
-from hmx.judge.probe_fit import candidate_layers, cross_pairs, logistic_head
-from hmx.judge.scoring import LogprobJudge, forward_calls
+from hmx.judge.modes.logprob import LogprobJudge, forward_calls
+from hmx.judge.modes.probe import load_probe
+from hmx.judge.registry import build_judge
+from hmx.judge.validity.probe_fit import candidate_layers, cross_pairs, logistic_head
 from hmx.resources import RUBRICS_DIR
+from hmx.rewards.drift import PROBES, drift_judges, drift_scores
+from hmx.rubrics.pairs import LabelledPair
 from hmx.train import run
 
 PAIRS = RUBRICS_DIR / "hmx_feel.pairs.jsonl"

@@ -25,7 +25,7 @@ def adapter(run_dir):
 
 
 def test_probes_are_logged_next_to_rewards_and_leave_training_unchanged(make_cfg, tmp_path, capsys):
-    from hmx.evaluation.compare import main
+    from hmx.commands.compare import main
     from hmx.train import run
 
     probed = run(make_cfg(*SMOKE, *PROBES, "run_name=probed", "trainer.save_steps=1"))

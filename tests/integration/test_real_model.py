@@ -160,7 +160,7 @@ def test_reverse_run_under_a_system_prompt_flips_the_reward(tmp_path, cache_dir,
 def test_packed_judge_equals_one_row_per_criterion_on_llama(smol_dir, feel_rubric):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from hmx.judge.scoring import LogprobJudge
+    from hmx.judge.modes.logprob import LogprobJudge
 
     model = AutoModelForCausalLM.from_pretrained(smol_dir, attn_implementation="sdpa").eval()
     tokenizer = AutoTokenizer.from_pretrained(smol_dir)

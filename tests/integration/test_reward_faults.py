@@ -17,8 +17,8 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from hmx.judge.faults import fill_invalid
-from hmx.judge.scoring import forward_calls
+from hmx.judge.modes.logprob import forward_calls
+from hmx.rewards.faults import fill_invalid
 from hmx.train import run
 
 CRITERIA = 3  # hmx_feel

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hmx.evaluation.compare import compare, main, relative_improvement, summary, verdict
+from hmx.commands.compare import main
+from hmx.evaluation.compare import compare, relative_improvement, summary, verdict
 
 METRICS = {  # name: (better, base, forward, reverse)
     "truthfulqa_mc1/acc": ("higher", 0.50, 0.40, 0.52),  # forward -20% (severe), reverse +4%

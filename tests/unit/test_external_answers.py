@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hmx.config import ConfigError, ExternalJudgeConfig
-from hmx.judge.external import check_external, first_top_logprobs, label_distribution, reply_text
+from hmx.judge.modes.external import check_external, first_top_logprobs, label_distribution, reply_text
 from hmx.judge.panel import agreement, spearman
 
 LABELS = ["1", "2", "3", "4", "5"]

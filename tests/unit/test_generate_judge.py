@@ -9,9 +9,9 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.generate import GenerateJudge, parse_verdict
-from hmx.judge.rewards import SelfJudgeRewards
+from hmx.judge.modes.generate import GenerateJudge, parse_verdict
 from hmx.resources import RUBRICS_DIR
+from hmx.rewards.self_judge import SelfJudgeRewards
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import load_rubric
 
@@ -152,7 +152,7 @@ def test_training_with_the_generate_judge_counts_invalid_verdicts(make_cfg):
 def test_vllm_engine_is_used_only_where_it_can_judge(tiny_tokenizer):
     from types import SimpleNamespace
 
-    from hmx.judge.vllm_verdicts import usable_engine
+    from hmx.judge.engine.vllm_verdicts import usable_engine
 
     colocate = SimpleNamespace(mode="colocate", enable_sleep_mode=False, tensor_parallel_size=2)
     assert usable_engine(colocate, "policy") == (colocate, "vLLM")

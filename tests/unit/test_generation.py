@@ -18,7 +18,7 @@ from hmx.generation import (
     required_model_length,
     resolve_generation,
 )
-from hmx.judge.scoring import LogprobJudge
+from hmx.judge.modes.logprob import LogprobJudge
 from hmx.resources import rubric_path
 from hmx.rubrics.schema import load_rubric
 from hmx.train import grpo_args, run

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hmx.config import ConfigError, GuardsConfig, OverlongGuardConfig, RepetitionGuardConfig, typed_node
-from hmx.guards import GUARD_NAMES, guard_functions, guard_weights
+from hmx.rewards.guards import GUARD_NAMES, guard_functions, guard_weights
 
 
 def test_overlong_is_zero_then_linear_then_minus_one():

@@ -12,10 +12,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from hmx.config import JudgeConfig
-from hmx.judge.generate import GenerateJudge
-from hmx.judge.prompts import COMPLETION_SENTINEL, PROMPT_SENTINEL, JudgePrompts
-from hmx.judge.scoring import LogprobJudge
-from hmx.judge.tokens import RowTokenizer
+from hmx.judge.engine.prompts import COMPLETION_SENTINEL, PROMPT_SENTINEL, JudgePrompts
+from hmx.judge.engine.tokens import RowTokenizer
+from hmx.judge.modes.generate import GenerateJudge
+from hmx.judge.modes.logprob import LogprobJudge
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.schema import parse_rubric
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hmx.judge.scoring import expected_scores, single_token_label_ids
+from hmx.judge.modes.logprob import expected_scores, single_token_label_ids
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.schema import RubricError, load_rubric, parse_rubric
 

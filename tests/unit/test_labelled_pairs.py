@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from hmx.judge.pairs import PairError, load_pairs
-from hmx.judge.validity import bootstrap_interval, first_person_count, outcome, summarise
-from hmx.judge.words_baseline import words
+from hmx.judge.validity.accuracy import bootstrap_interval, first_person_count, outcome, summarise
+from hmx.judge.validity.words_baseline import words
 from hmx.resources import RUBRICS_DIR
+from hmx.rubrics.pairs import PairError, load_pairs
 from hmx.rubrics.schema import load_rubric
 
 SHIPPED = RUBRICS_DIR / "hmx_feel.pairs.jsonl"

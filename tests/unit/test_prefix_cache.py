@@ -8,8 +8,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import DynamicCache
 
 from hmx.config import JudgeConfig
-from hmx.judge.prefix_cache import CACHE_KEYWORD, logits_in_weight_dtype, no_logits, output_head, static_prefix_cache
-from hmx.judge.scoring import LogprobJudge
+from hmx.judge.engine.prefix_cache import (
+    CACHE_KEYWORD,
+    logits_in_weight_dtype,
+    no_logits,
+    output_head,
+    static_prefix_cache,
+)
+from hmx.judge.modes.logprob import LogprobJudge
 
 CPU = torch.device("cpu")
 PROMPTS = ["How do you feel today?", "Plan my week."]

@@ -8,8 +8,8 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 from hmx.config import JudgeConfig
-from hmx.judge.schedule import group_calls, token_budget
-from hmx.judge.scoring import LogprobJudge, forward_calls, judging, shared_prefix_length
+from hmx.judge.engine.schedule import group_calls, token_budget
+from hmx.judge.modes.logprob import LogprobJudge, forward_calls, judging, shared_prefix_length
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.schema import parse_rubric
 

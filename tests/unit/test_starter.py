@@ -8,11 +8,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
+from hmx.commands.init import main, starter_files
 from hmx.config import ConfigError, DataConfig, typed_node
 from hmx.data import load_prompts
 from hmx.resources import CONF_DIR
-from hmx.rubrics.cli import load_checked
-from hmx.starter import main, starter_files
+from hmx.rubrics.loading import load_checked
 
 
 def test_init_writes_the_starter_each_file_opening_with_its_command(tmp_path, capsys):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hmx.judge.pairs import LabelledPair
-from hmx.judge.validity import CriterionValidity, Validity
-from hmx.judge.words_baseline import fit_words, with_words_baseline, words_outcomes
+from hmx.judge.validity.accuracy import CriterionValidity, Validity
+from hmx.judge.validity.words_baseline import fit_words, with_words_baseline, words_outcomes
+from hmx.rubrics.pairs import LabelledPair
 
 
 def pair(criterion: str, chosen: str, rejected: str, line: int = 0) -> LabelledPair:

@@ -29,9 +29,9 @@ from transformers import PreTrainedTokenizerBase
 
 from hmx.chat_template import user_prompt
 from hmx.config import JudgeConfig
-from hmx.judge.packing import left_pad
-from hmx.judge.prompts import special_tokens
-from hmx.judge.schedule import scheduled_pass
+from hmx.judge.engine.packing import left_pad
+from hmx.judge.engine.prompts import special_tokens
+from hmx.judge.engine.schedule import scheduled_pass
 from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking

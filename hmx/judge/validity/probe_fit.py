@@ -1,7 +1,7 @@
 """Fitting a probe judge on labelled pairs (``hmx rubric fit-probe``).
 
 1. Every distinct reply of the pairs is read under every criterion's judge prompt by the model
-   itself (:class:`hmx.judge.probe.ProbeJudge` in feature mode): the hidden state at the row's end
+   itself (:class:`hmx.judge.modes.probe.ProbeJudge` in feature mode): the hidden state at the row's end
    at a few candidate layers, one forward pass per reply as in logprob mode.
 2. Training pairs per criterion: the file's pairs, and (``cross``, on by default) *cross pairs*:
    for a prompt whose pairs cover several criteria, the chosen reply of criterion c against the
@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from hmx.judge.pairs import LabelledPair
-from hmx.judge.probe import PROBE_FORMAT, Probe, ProbeJudge
-from hmx.judge.validity import outcome
+from hmx.judge.modes.probe import PROBE_FORMAT, Probe, ProbeJudge
+from hmx.judge.validity.accuracy import outcome
+from hmx.rubrics.pairs import LabelledPair
 from hmx.rubrics.schema import Rubric
 
 FOLDS = 5
@@ -148,7 +148,7 @@ def fit_heads(features: PairFeatures, layer: int, train: torch.Tensor, c: float)
 
 
 def pair_accuracy(features: PairFeatures, layer: int, weight: torch.Tensor, pairs: torch.Tensor) -> list[float]:
-    """:func:`~hmx.judge.validity.outcome` per pair on the heads' logits: does the chosen reply score higher?"""
+    """``outcome`` per pair on the heads' logits: does the chosen reply score higher?"""
     j = features.criterion[pairs]
     states = features.states[:, :, layer]
     gap = ((states[features.chosen[pairs], j] - states[features.rejected[pairs], j]) * weight[j]).sum(-1)

@@ -24,9 +24,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import JudgeConfig
-from hmx.judge.packing import left_pad
-from hmx.judge.prompts import chat_text, special_tokens
-from hmx.judge.schedule import scheduled_pass
+from hmx.judge.engine.packing import left_pad
+from hmx.judge.engine.prompts import chat_text, special_tokens
+from hmx.judge.engine.schedule import scheduled_pass
 from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking

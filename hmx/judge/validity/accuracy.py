@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from hmx.judge.pairs import LabelledPair
+from hmx.rubrics.pairs import LabelledPair
 from hmx.rubrics.schema import Rubric
 
 TIE = 1e-4  # scores closer than this (on the criterion's scale) are a tie

@@ -28,7 +28,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.factory import Judge, build_judge
+from hmx.judge.protocol import Judge
+from hmx.judge.registry import build_judge
 from hmx.rubrics.schema import Rubric
 
 WEIGHTS = ("base", "policy")
@@ -98,7 +99,7 @@ def drift_scores(
 
 class JudgeDriftMonitor:
     """Scores the probes at the judge pass of every ``every``-th step; a monitor of
-    :class:`hmx.judge.rewards.SelfJudgeRewards` (it hands the metrics to TRL's ``log_metric``)."""
+    :class:`hmx.rewards.self_judge.SelfJudgeRewards` (it hands the metrics to TRL's ``log_metric``)."""
 
     def __init__(self, judges: Mapping[str, Judge], probes: Sequence[tuple[str, str]], every: int):
         if every < 1:

@@ -1,7 +1,7 @@
 """A learned surface baseline for judges fitted on labelled pairs: bag of words.
 
 A judge fitted on pairs (probe mode) must beat more than the fixed heuristics of
-:mod:`hmx.judge.validity` (first-person count, length): a logistic regression on which words
+:mod:`hmx.judge.validity.accuracy` (first-person count, length): a logistic regression on which words
 each reply contains, fitted per criterion on the *same* pairs (and the same cross pairs) and
 scored on the validated ones, is what any text classifier gets from those labels without reading
 the rubric or the model. A judge no better than it has learned the pair file's vocabulary; a
@@ -17,9 +17,9 @@ from dataclasses import replace
 
 import torch
 
-from hmx.judge.pairs import LabelledPair
-from hmx.judge.probe_fit import cross_pairs, logistic_head
-from hmx.judge.validity import Validity, outcome
+from hmx.judge.validity.accuracy import Validity, outcome
+from hmx.judge.validity.probe_fit import cross_pairs, logistic_head
+from hmx.rubrics.pairs import LabelledPair
 
 _WORD = re.compile(r"[a-z0-9']+")
 

@@ -4,7 +4,7 @@ completion in one sequence).
 ``prefix + suffix_1 + … + suffix_g`` with a 4D attention mask in which each suffix sees the
 cached static prefix, the completion's prefix and itself (never another suffix), and position
 ids that restart after the prefix, so each suffix is computed exactly as in its own full row
-(:mod:`hmx.judge.scoring` explains how the logprob judge uses it).
+(:mod:`hmx.judge.modes.logprob` explains how the logprob judge uses it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hmx.judge.tokens import common_prefix_length
+from hmx.judge.engine.tokens import common_prefix_length
 
 MASKABLE_ATTENTION = ("sdpa", "eager")  # implementations that accept a custom 4D attention mask
 

@@ -3,7 +3,7 @@
 All criteria of a batch are scored in one judge pass (the first criterion's call fills a
 cache keyed by the batch's text; the others read it). A non-finite score is counted in
 ``judge/invalid`` and the completions table's ``judge_invalid`` column, and is given its group's
-mean score (:mod:`hmx.judge.faults`: no advantage either way); it never crashes a run.
+mean score (:mod:`hmx.rewards.faults`: no advantage either way); it never crashes a run.
 
 Monitors (the drift monitor, the side-effect probes) run once per reward pass, after the judge, with the
 policy, the step count from TRL's ``trainer_state`` and TRL's ``log_metric``: the public hooks
@@ -18,25 +18,13 @@ from typing import Any
 
 import torch
 
-from hmx.judge.factory import Judge
-from hmx.judge.faults import fill_invalid, invalid_per_row
+from hmx.chat_template import message_text
+from hmx.judge.protocol import Judge
 from hmx.judge.verdicts import Verdicts
+from hmx.rewards.faults import fill_invalid, invalid_per_row
 
 LogMetric = Callable[[str, float], None]
 Monitor = Callable[[torch.nn.Module, torch.device, int, LogMetric], None]  # model, device, steps done, log_metric
-
-
-def message_text(item: Any) -> str:
-    """Plain text of a TRL prompt or completion (a string, or a list of chat messages)."""
-    if isinstance(item, str):
-        return item
-    if isinstance(item, list) and item:
-        last = item[-1]
-        content = last.get("content", "") if isinstance(last, dict) else str(last)
-        if isinstance(content, list):
-            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        return str(content)
-    return ""
 
 
 class SelfJudgeRewards:

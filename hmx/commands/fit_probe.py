@@ -1,22 +1,19 @@
-"""``hmx rubric fit-probe`` and what ``hmx rubric validate --mode probe`` adds (the words baseline)."""
+"""``hmx rubric fit-probe``: fit probe mode's heads on labelled pairs and write them as safetensors."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.pairs import LabelledPair, PairError, load_pairs
-from hmx.judge.probe import ProbeJudge
-from hmx.judge.probe_fit import candidate_layers, fit_probe
-from hmx.judge.validity import Validity
-from hmx.judge.words_baseline import with_words_baseline
+from hmx.judge.modes.probe import ProbeJudge
+from hmx.judge.validity.probe_fit import candidate_layers, fit_probe
 from hmx.resources import ROOT
+from hmx.rubrics.pairs import PairError, load_pairs
 from hmx.rubrics.schema import Rubric
 
 
@@ -69,36 +66,3 @@ def run_fit_probe(args: argparse.Namespace, rubric: Rubric, loader: Callable[...
     hint = f"hmx rubric validate --mode probe --probe {out} (on pairs it was not fitted on)"
     print(f"({info['seconds']}s) next: {hint}", file=sys.stderr)
     return 0
-
-
-def probe_fit_pairs(info: dict[str, Any], rubric: Rubric) -> list[LabelledPair] | None:
-    """The pairs a probe (its ``info``) was fitted on, when its pair file is still there."""
-    source = ROOT / str(info.get("pairs", ""))  # a shipped file is recorded relative to the shipped tree
-    if not info.get("pairs") or not source.is_file():
-        return None
-    splits = set(info.get("splits") or [])
-    return [p for p in load_pairs(source, rubric) if str(p.split) in splits]
-
-
-def validate_probe(validity: Validity, pairs: Sequence[LabelledPair], info: dict[str, Any], rubric: Rubric) -> Validity:
-    """Add the words baseline (fitted on the pairs of the probe ``info`` describes); warn when validated pairs
-    were fitted on."""
-    fit = probe_fit_pairs(info, rubric)
-    if fit is None:
-        print("hmx rubric validate: note: the probe's pair file is gone; no words baseline", file=sys.stderr)
-        return validity
-    seen = {(p.prompt, p.criterion, p.chosen, p.rejected) for p in fit}
-    overlap = sum((p.prompt, p.criterion, p.chosen, p.rejected) in seen for p in pairs)
-    if overlap:
-        print(
-            f"hmx rubric validate: warning: {overlap} of these {len(pairs)} pairs are ones the probe was fitted on; "
-            "report pairs it has not seen (e.g. --split test)",
-            file=sys.stderr,
-        )
-    return with_words_baseline(validity, pairs, fit)
-
-
-def probe_summary(info: dict[str, Any]) -> str:
-    """One line on what a probe (its ``info``) was fitted for (printed by validate)."""
-    keys = ("model", "layer", "fit_pairs", "cross_pairs", "splits", "train_accuracy")
-    return "probe: " + json.dumps({k: info.get(k) for k in keys})

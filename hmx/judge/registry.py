@@ -1,17 +1,17 @@
-"""One judge interface: the :class:`Judge` protocol and the one place a judge is built from its config.
+"""The one place a judge is built from its config (the protocol: :mod:`hmx.judge.protocol`).
 
 Modes (``judge.mode``, declared in :data:`hmx.config.JUDGE_MODES`):
 
-- ``logprob``: expected score over the rubric's labels (:mod:`hmx.judge.scoring`);
-- ``generate``: a rationale, then ``Score: N`` (:mod:`hmx.judge.generate`);
-- ``binary``: P(Yes) that the reply matches the criterion's top anchor (:mod:`hmx.judge.binary`);
+- ``logprob``: expected score over the rubric's labels (:mod:`hmx.judge.modes.logprob`);
+- ``generate``: a rationale, then ``Score: N`` (:mod:`hmx.judge.modes.generate`);
+- ``binary``: P(Yes) that the reply matches the criterion's top anchor (:mod:`hmx.judge.modes.binary`);
 - ``fewshot``: binary, with labelled examples from ``judge.examples`` in the prompt;
-- ``contrastive``: the reply's likelihood under the top vs the bottom anchor (:mod:`hmx.judge.contrastive`);
-- ``relative``: a group's replies compared in one prompt, in every rotation (:mod:`hmx.judge.relative`);
-- ``probe``: a head fitted on labelled pairs reads the judge prompt's hidden state (:mod:`hmx.judge.probe`).
+- ``contrastive``: the reply's likelihood under the top vs the bottom anchor (:mod:`hmx.judge.modes.contrastive`);
+- ``relative``: a group's replies compared in one prompt, in every rotation (:mod:`hmx.judge.modes.relative`);
+- ``probe``: a head fitted on labelled pairs reads the judge prompt's hidden state (:mod:`hmx.judge.modes.probe`).
 
 Sources (``judge.source``): ``self`` (the modes above, with the policy's weights) or ``external``
-(an OpenAI-compatible endpoint, :mod:`hmx.judge.external`); ``judge.panel=true`` wraps both and the
+(an OpenAI-compatible endpoint, :mod:`hmx.judge.modes.external`); ``judge.panel=true`` wraps both and the
 frozen base judge in a :class:`~hmx.judge.panel.JudgePanel` that logs their agreement.
 
 Every self-judge mode scores with the weights it is given (the policy's; ``judge.weights=base`` turns the
@@ -22,38 +22,24 @@ adapter off), makes a number of forward calls fixed by N, C, ``judge.batch_size`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Protocol
 
-import torch
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import JUDGE_MODES, ConfigError, JudgeConfig
-from hmx.judge.verdicts import Verdicts
+from hmx.judge.protocol import Judge
 from hmx.rubrics.schema import Rubric
-
-
-class Judge(Protocol):
-    """Scores N completions on every criterion of ``rubric`` with a model's own weights."""
-
-    rubric: Rubric  # the criteria scored, in the order of the verdicts' columns
-    cfg: JudgeConfig  # the config it was built from (``weights``: policy or base)
-
-    def score(
-        self, model: torch.nn.Module, prompts: Sequence[str], completions: Sequence[str], device: torch.device
-    ) -> Verdicts: ...
 
 
 def build_judge(rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig) -> Judge:
     """The judge for ``cfg.source`` and ``cfg.mode``; raises RubricError/ConfigError for a config it cannot use."""
     if cfg.panel:
-        from hmx.judge.external import ExternalJudge
+        from hmx.judge.modes.external import ExternalJudge
         from hmx.judge.panel import JudgePanel
 
         alone = dataclasses.replace(cfg, panel=False, source="self")
         return JudgePanel(build_judge(rubric, tokenizer, alone), ExternalJudge(rubric, tokenizer, alone), cfg)
     if cfg.source == "external":
-        from hmx.judge.external import ExternalJudge
+        from hmx.judge.modes.external import ExternalJudge
 
         if cfg.drift_steps > 0:
             raise ConfigError(
@@ -62,27 +48,27 @@ def build_judge(rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeCo
             )
         return ExternalJudge(rubric, tokenizer, cfg)
     if cfg.mode == "logprob":
-        from hmx.judge.scoring import LogprobJudge
+        from hmx.judge.modes.logprob import LogprobJudge
 
         return LogprobJudge(rubric, tokenizer, cfg)
     if cfg.mode == "generate":
-        from hmx.judge.generate import GenerateJudge
+        from hmx.judge.modes.generate import GenerateJudge
 
         return GenerateJudge(rubric, tokenizer, cfg)
     if cfg.mode in ("binary", "fewshot"):
-        from hmx.judge.binary import BinaryJudge
+        from hmx.judge.modes.binary import BinaryJudge
 
         return BinaryJudge(rubric, tokenizer, cfg, fewshot=cfg.mode == "fewshot")
     if cfg.mode == "contrastive":
-        from hmx.judge.contrastive import ContrastiveJudge
+        from hmx.judge.modes.contrastive import ContrastiveJudge
 
         return ContrastiveJudge(rubric, tokenizer, cfg)
     if cfg.mode == "probe":
-        from hmx.judge.probe import ProbeJudge
+        from hmx.judge.modes.probe import ProbeJudge
 
         return ProbeJudge(rubric, tokenizer, cfg)
     if cfg.mode == "relative":
-        from hmx.judge.relative import RelativeJudge
+        from hmx.judge.modes.relative import RelativeJudge
 
         return RelativeJudge(rubric, tokenizer, cfg)
     raise ConfigError(f"config field 'judge.mode': must be one of {JUDGE_MODES}, got {cfg.mode!r}")

@@ -11,14 +11,14 @@ Scoring (``judge.external.scoring``):
   score label (surrounding whitespace ignored) give the expected score over the labels, as the
   self-judge's logprob mode does (G-Eval). No label among the K alternatives: a fault.
 - ``generate``: a short rationale then ``Score: N``, parsed as strictly as the self-judge's
-  generate mode (:func:`hmx.judge.generate.parse_verdict`).
+  generate mode (:func:`hmx.judge.modes.generate.parse_verdict`).
 - ``auto`` (default): the first request asks for logprobs; a server that returns none (``transformers
   serve`` ignores the field) is judged in generate mode for the rest of the run, said once in the log.
 
 Requests run ``judge.external.concurrency`` at a time (a thread pool over one ``httpx.Client``),
 each with ``judge.external.timeout`` seconds; a timeout, a connection error, a 429 or a 5xx is
 retried ``judge.external.retries`` times with exponential backoff. Whatever still fails (or a
-reply that does not parse) is a NaN score: a neutral reward (:mod:`hmx.judge.faults`), counted in
+reply that does not parse) is a NaN score: a neutral reward (:mod:`hmx.rewards.faults`), counted in
 ``judge/invalid`` and ``judge/external/*``, never a crashed run.
 
 No forward pass of the policy is made, so the self-judge's fixed call schedule (ZeRO-3) does not
@@ -42,8 +42,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, ExternalJudgeConfig, JudgeConfig
-from hmx.judge.generate import VERDICT_TOKENS, parse_verdict
-from hmx.judge.prompts import special_tokens
+from hmx.judge.engine.prompts import special_tokens
+from hmx.judge.modes.generate import VERDICT_TOKENS, parse_verdict
 from hmx.judge.verdicts import Verdicts
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import torch
 
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.pairs import LabelledPair, load_pairs
-from hmx.judge.validity import Validity, format_table, validate
+from hmx.judge.validity.accuracy import Validity, format_table, validate
+from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.schema import Rubric
 
 BANNER = "!" * 78
@@ -44,8 +44,8 @@ def check_judge(
     """Validate, report on stderr, and refuse (ConfigError) below ``judge.min_accuracy``."""
     validity = validate(build, rubric, model, pairs, device, cfg.mode, model_name)
     if cfg.mode == "probe" and cfg.probe:  # and what a bag of words fitted on the probe's pairs gets
-        from hmx.judge.probe import load_probe
-        from hmx.judge.probe_cli import validate_probe
+        from hmx.judge.modes.probe import load_probe
+        from hmx.judge.validity.probe_check import validate_probe
 
         validity = validate_probe(validity, pairs, load_probe(cfg.probe).info, rubric)
     print(format_table(validity), file=sys.stderr, flush=True)

@@ -9,7 +9,7 @@ Shared-prefix packing, at two levels. Every row is tokenized once (one batched t
 (1) The token prefix common to *every* row of the batch (the instructions and the rubric's
 scales, which the default template puts before the quoted conversation) is encoded once per
 judge pass, in its own forward call, and its keys and values are reused by every row (a
-read-only cache, :mod:`hmx.judge.prefix_cache`). (2) The rows of one completion share everything
+read-only cache, :mod:`hmx.judge.engine.prefix_cache`). (2) The rows of one completion share everything
 up to the question that names the criterion, so they are packed into one sequence,
 ``prefix + suffix_1 + … + suffix_g``, with a 4D attention mask in which each suffix sees the
 cached static prefix, the completion's prefix and itself (never another suffix), and position
@@ -50,7 +50,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import JudgeConfig
-from hmx.judge.packing import (
+from hmx.judge.engine.packing import (
     MASKABLE_ATTENTION,
     PackedUnit,
     drop_static,
@@ -59,17 +59,17 @@ from hmx.judge.packing import (
     packed_attention_mask,
     shared_prefix_length,
 )
-from hmx.judge.prefix_cache import (
+from hmx.judge.engine.prefix_cache import (
     CACHE_KEYWORD,
     logits_in_weight_dtype,
     output_head,
     read_only_cache,
     static_prefix_cache,
 )
-from hmx.judge.prompts import PROBE, JudgePrompts, chat_text
-from hmx.judge.schedule import forward_calls as forward_calls  # re-exported: the fixed schedule's count
-from hmx.judge.schedule import group_calls, scheduled_pass, token_budget
-from hmx.judge.tokens import RowTokenizer
+from hmx.judge.engine.prompts import PROBE, JudgePrompts, chat_text
+from hmx.judge.engine.schedule import forward_calls as forward_calls  # re-exported: the fixed schedule's count
+from hmx.judge.engine.schedule import group_calls, scheduled_pass, token_budget
+from hmx.judge.engine.tokens import RowTokenizer
 from hmx.judge.verdicts import Verdicts, judging
 from hmx.models import pad_token_id
 from hmx.rubrics.render import render_judge_message
@@ -139,7 +139,7 @@ class LogprobJudge:
 
     def readout(self, output: Any, ends: torch.Tensor) -> torch.Tensor:
         """What a row's score is read from, ``[B, W, F]`` at the ``[B, W]`` row ends: here the next-token
-        logits (the forward kept only those positions); :class:`hmx.judge.probe.ProbeJudge` reads a hidden state."""
+        logits (the forward kept only those positions); probe mode (ProbeJudge) reads a hidden state."""
         return output.logits.float()
 
     def texts(self, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:

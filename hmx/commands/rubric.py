@@ -23,110 +23,18 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from hmx.config import JUDGE_MODES, JudgeConfig, PathsConfig
-from hmx.errors import command_errors, print_error
-from hmx.judge.prompts import has_thinking_mode, special_tokens
-from hmx.resources import rubric_path
-from hmx.rubrics.render import check_template, render_judge_message
-from hmx.rubrics.schema import Criterion, Rubric, RubricError, combine_rubrics, load_rubric
+from hmx.errors import command_errors
+from hmx.judge.authoring import CriterionScore, load_judge_model, load_judge_tokenizer, score
+from hmx.judge.engine.prompts import has_thinking_mode, special_tokens
+from hmx.rubrics.loading import lint, load_checked
+from hmx.rubrics.render import render_judge_message
+from hmx.rubrics.schema import Criterion, Rubric, RubricError
 
 SAMPLE_PROMPT = "I finally finished the marathon I trained a year for!"
 SAMPLE_COMPLETION = "Congratulations! I'm genuinely delighted for you - a year of training is a real commitment."
-
-
-def load_checked(name: str, extra: Sequence[str] = ()) -> Rubric:
-    """A rubric by name or path (plus extra rubrics' criteria), schema- and template-checked."""
-    rubric = combine_rubrics(load_rubric(rubric_path(name)), [load_rubric(rubric_path(e)) for e in extra])
-    check_template(rubric)
-    return rubric
-
-
-def lint(paths: Sequence[str]) -> int:
-    """Print one line per file; the number of files with errors."""
-    failures = 0
-    for path in paths:
-        try:
-            rubric = load_checked(path)
-        except RubricError as err:
-            failures += 1
-            print_error("rubric lint", err)
-        else:
-            levels = sum(len(c.scale) for c in rubric.criteria)
-            print(f"ok: {path} ({rubric.name}: {len(rubric.criteria)} criteria, {levels} levels)")
-    return failures
-
-
-@dataclass
-class CriterionScore:
-    """One criterion's verdict on one completion."""
-
-    criterion: str
-    score: float | None  # expected score (logprob) or the parsed label's value (generate); None if unparseable
-    labels: list[str]
-    probs: list[float]  # over the labels (generate: one-hot on the verdict)
-    label_mass: float  # logprob: probability on any label before renormalising; generate: 1 if parsed
-    rationale: str | None = None  # generate mode
-    raw: str | None = None  # generate mode: what the judge wrote
-
-
-def load_judge_model(model: str, cache_dir: str, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
-    """Policy weights and tokenizer: a run directory (adapter on) or a model (hub id, path, ``tiny``)."""
-    from hmx.models import pick_device
-    from hmx.runs import load_weights, run_or_model
-
-    return load_weights(*run_or_model(model, cache_dir), pick_device(device))
-
-
-def load_judge_tokenizer(model: str, cache_dir: str) -> Any:
-    """The tokenizer of a run directory or a model (hub id, path, ``tiny``), without its weights."""
-    from hmx.runs import load_weights_tokenizer, run_or_model
-
-    return load_weights_tokenizer(*run_or_model(model, cache_dir))
-
-
-def score(
-    rubric: Rubric,
-    model: torch.nn.Module,
-    tokenizer: Any,
-    prompt: str,
-    completions: Sequence[str],
-    cfg: JudgeConfig | None = None,
-) -> list[list[CriterionScore]]:
-    """Judge each completion of one prompt on every criterion: ``[completion][criterion]``."""
-    from hmx.judge.factory import build_judge
-
-    cfg = cfg or JudgeConfig()
-    judge = build_judge(rubric, tokenizer, cfg)
-    device = next(model.parameters()).device
-    verdicts = judge.score(model, [prompt] * len(completions), list(completions), device)
-    out = []
-    for i in range(len(completions)):
-        row = []
-        for j, criterion in enumerate(judge.rubric.criteria):
-            value = float(verdicts.scores[i, j])
-            width = len(verdicts.label_probs[i][j])  # contrastive: P(top), P(bottom); relative: the group share
-            named = ["top", "bottom"] if width == 2 else ["share"] if width else []  # probe: no labels read
-            labels = criterion.labels if width == len(criterion.labels) else named
-            row.append(
-                CriterionScore(
-                    criterion=criterion.name,
-                    score=value if value == value else None,
-                    labels=[label.strip() for label in labels],
-                    probs=[round(p, 6) for p in verdicts.label_probs[i][j]],
-                    label_mass=round(float(verdicts.label_mass[i, j]), 6),
-                    rationale=getattr(verdicts, "rationales", None) and verdicts.rationales[i][j],  # type: ignore[attr-defined]
-                    raw=getattr(verdicts, "raw", None) and verdicts.raw[i][j],  # type: ignore[attr-defined]
-                )
-            )
-        out.append(row)
-    return out
 
 
 def print_scores(rows: list[CriterionScore], mode: str) -> None:
@@ -205,9 +113,9 @@ def pick_criteria(rubric: Rubric, name: str | None) -> list[Criterion]:
 
 def run_validate(args: argparse.Namespace) -> int:
     """``hmx rubric validate``: the pairs are checked before the model loads; exit 1 below ``--min-accuracy``."""
-    from hmx.judge.factory import build_judge
-    from hmx.judge.pairs import load_pairs
-    from hmx.judge.validity import format_table, validate
+    from hmx.judge.registry import build_judge
+    from hmx.judge.validity.accuracy import format_table, validate
+    from hmx.rubrics.pairs import load_pairs
 
     rubric = load_checked(args.rubric, args.extra)
     pairs = load_pairs(args.pairs, rubric, args.split)
@@ -234,8 +142,8 @@ def run_validate(args: argparse.Namespace) -> int:
         device = next(model.parameters()).device
         validity = validate(build, rubric, model, pairs, device, args.mode, args.model, verbose=not args.json)
     if args.mode == "probe":
-        from hmx.judge.probe import load_probe
-        from hmx.judge.probe_cli import probe_summary, validate_probe
+        from hmx.judge.modes.probe import load_probe
+        from hmx.judge.validity.probe_check import probe_summary, validate_probe
 
         info = load_probe(args.probe).info  # read once for the summary and the words baseline
         print(probe_summary(info), file=sys.stderr)
@@ -276,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "validate":
         return run_validate(args)
     if args.command == "fit-probe":
-        from hmx.judge.probe_cli import run_fit_probe
+        from hmx.commands.fit_probe import run_fit_probe
 
         return run_fit_probe(args, load_checked(args.rubric), load_judge_model)
     rubric = load_checked(args.rubric, args.extra)

@@ -9,13 +9,13 @@ Strict parsing (:func:`parse_verdict`): the judge's own ``<think>`` block is dro
 last non-empty line must be exactly ``Score: <label>`` with one of the criterion's labels, and
 no other line may start with ``Score:``. Anything else (no verdict, two verdicts, a label off
 the scale, a rationale that ran past its budget) is unparseable: a NaN score, which the reward
-functions count in ``judge/invalid`` and turn into a neutral reward (:mod:`hmx.judge.faults`).
+functions count in ``judge/invalid`` and turn into a neutral reward (:mod:`hmx.rewards.faults`).
 
 Only text the judge generated is parsed: the completion under judgement sits in the prompt,
 quoted and defused, so a ``Score: 9`` written by the completion can never be the verdict.
 
 With ``use_vllm`` the verdicts are generated on TRL's own vLLM engine where it can serve
-them (:mod:`hmx.judge.vllm_verdicts` lists the limits); otherwise with transformers.
+them (:mod:`hmx.judge.engine.vllm_verdicts` lists the limits); otherwise with transformers.
 
 Call schedule (ZeRO-3 safety): ``ceil(N * C / judge.batch_size)`` ``generate`` calls, a
 function of N, C and B only; within a call transformers keeps every rank stepping until all
@@ -34,8 +34,8 @@ from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, JudgeConfig
 from hmx.decoding import greedy_decode
-from hmx.judge import vllm_verdicts
-from hmx.judge.prompts import JudgePrompts
+from hmx.judge.engine import vllm_verdicts
+from hmx.judge.engine.prompts import JudgePrompts
 from hmx.judge.verdicts import Verdicts, judging
 from hmx.rubrics.render import strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric
@@ -95,7 +95,7 @@ class GenerateJudge:
         return self.prompts.special
 
     def attach_vllm(self, vllm_generation: Any) -> str:
-        """Judge on TRL's vLLM engine where it can (see :mod:`hmx.judge.vllm_verdicts`); returns the engine used."""
+        """Judge on TRL's vLLM engine where it can; returns the engine used."""
         self.vllm, reason = vllm_verdicts.usable_engine(vllm_generation, self.cfg.weights)
         if self.vllm is None and vllm_generation is not None:
             vllm_verdicts.logger.warning("hmx judge: verdicts use transformers generate, not vLLM: %s", reason)

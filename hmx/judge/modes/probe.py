@@ -1,10 +1,10 @@
 """The self-judge in probe mode: a linear head per criterion on the judge's own hidden state.
 
 The rubric prompt is the logprob judge's (same template, pre-fill, quoting, shared-prefix packing
-and call schedule, :class:`hmx.judge.scoring.LogprobJudge`), but instead of reading the label
+and call schedule, :class:`hmx.judge.modes.logprob.LogprobJudge`), but instead of reading the label
 logits at the row's end, the hidden state there at one layer (``output_hidden_states``) goes
 through a logistic head fitted on labelled pairs (``hmx rubric fit-probe``,
-:mod:`hmx.judge.probe_fit`): ``score = min + (max - min) * sigmoid(w_c . h + b_c)``. The head is a
+:mod:`hmx.judge.validity.probe_fit`): ``score = min + (max - min) * sigmoid(w_c . h + b_c)``. The head is a
 few thousand numbers read from a safetensors file (``judge.probe``); the weights that make ``h``
 are the policy's own, so the judge still moves with the policy (the drift monitor sees it).
 
@@ -26,7 +26,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.scoring import LogprobJudge
+from hmx.judge.modes.logprob import LogprobJudge
 from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.rubrics.schema import Rubric, RubricError
 
@@ -121,7 +121,7 @@ class ProbeJudge(LogprobJudge):
         layers: list[int] | None = None,
     ):
         """``probe`` (else ``cfg.probe``) gives the heads; with ``layers`` and no probe the judge only
-        reads features (``score`` then fails), as :mod:`hmx.judge.probe_fit` does to fit one."""
+        reads features (``score`` then fails), as :mod:`hmx.judge.validity.probe_fit` does to fit one."""
         super().__init__(rubric, tokenizer, cfg)
         if probe is None and layers is None:
             if not cfg.probe:

@@ -1,6 +1,6 @@
 """The self-judge in binary and few-shot modes: P(Yes) that the reply matches the criterion's top anchor.
 
-Both are the logprob judge (:class:`hmx.judge.scoring.LogprobJudge`: one teacher-forced forward,
+Both are the logprob judge (:class:`hmx.judge.modes.logprob.LogprobJudge`: one teacher-forced forward,
 shared-prefix packing, the fixed call schedule) run on a *view* of the rubric: each criterion
 keeps its name, weight and direction, and its scale becomes two single-token levels, `` No`` (the
 criterion's lowest value) and `` Yes`` (its highest), under a template that asks one question
@@ -20,9 +20,9 @@ import dataclasses
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, JudgeConfig
-from hmx.judge.pairs import LabelledPair, load_pairs
-from hmx.judge.prompts import special_tokens
-from hmx.judge.scoring import LogprobJudge, single_token_label_ids
+from hmx.judge.engine.prompts import special_tokens
+from hmx.judge.modes.logprob import LogprobJudge, single_token_label_ids
+from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.render import QUOTED_EXCHANGE, defuse
 from hmx.rubrics.schema import Level, Rubric, RubricError
 

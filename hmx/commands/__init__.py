@@ -1,0 +1,1 @@
+"""Front ends: argparse, printing, exit codes. Nothing in hmx imports this package."""

@@ -1,0 +1,1 @@
+"""The judge's batching engine: prompts, tokens, packing, schedule, prefix cache; knows no mode."""

@@ -1,0 +1,1 @@
+"""One module per judge mode (rows of hmx.judge.registry.MODES)."""

@@ -1,0 +1,1 @@
+"""Judge validity tooling: accuracy on labelled pairs, surface baselines, probe fitting, start-up checks."""
