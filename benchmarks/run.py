@@ -142,10 +142,7 @@ class Suite:
         return rows
 
     def part_b(self) -> list[Row]:
-        modes = ["logprob", "logprob_unpacked"]
-        generate_ready = (ROOT / "hmx" / "judge" / "generate.py").is_file()
-        if generate_ready:
-            modes += ["generate", "generate_budget"]
+        modes = ["logprob", "logprob_unpacked", "generate", "generate_budget"]
         modes += ["binary", "fewshot", "contrastive", "relative", "probe"]
         completions, repeats = (4, 1) if self.quick else (16, 5)
         argv = ["judges", "--completions", str(completions), "--repeats", str(repeats), "--modes", ",".join(modes)]
@@ -160,24 +157,23 @@ class Suite:
                 target=False,
             )
         ]
-        if generate_ready:
-            rows.append(
-                self.row(
-                    "b",
-                    "judge throughput, logprob / generate (64-token rationale budget)",
-                    speed["logprob"] / speed["generate"],
-                    f"{result['rows']} rows; {speed['logprob']:.0f} vs {speed['generate']:.1f} rows/s; the verdict "
-                    "stops at the model's end-of-turn token or the budget (64 + 8 tokens)",
-                )
+        rows.append(
+            self.row(
+                "b",
+                "judge throughput, logprob / generate (64-token rationale budget)",
+                speed["logprob"] / speed["generate"],
+                f"{result['rows']} rows; {speed['logprob']:.0f} vs {speed['generate']:.1f} rows/s; the verdict "
+                "stops at the model's end-of-turn token or the budget (64 + 8 tokens)",
             )
-            rows.append(
-                self.row(
-                    "b",
-                    "judge throughput, logprob / generate forced to its whole budget (72 new tokens per verdict)",
-                    speed["logprob"] / speed["generate_budget"],
-                    f"{speed['generate_budget']:.1f} rows/s: what a judge that uses its full rationale budget costs",
-                )
+        )
+        rows.append(
+            self.row(
+                "b",
+                "judge throughput, logprob / generate forced to its whole budget (72 new tokens per verdict)",
+                speed["logprob"] / speed["generate_budget"],
+                f"{speed['generate_budget']:.1f} rows/s: what a judge that uses its full rationale budget costs",
             )
+        )
         for mode, what in [
             ("binary", "P(Yes) of the top anchor, one forward row per criterion"),
             ("fewshot", "binary with 2 labelled example pairs per criterion in the prompt"),
@@ -196,17 +192,6 @@ class Suite:
                     speed["logprob"] / speed[mode],
                     f"{speed[mode]:.1f} vs {speed['logprob']:.0f} verdicts/s: {what}",
                     target=False,
-                )
-            )
-        if not generate_ready:
-            rows.append(
-                Row(
-                    "b",
-                    "judge throughput, logprob / generate",
-                    float("nan"),
-                    "≥ 3.0",
-                    None,
-                    "PENDING: no generate judge",
                 )
             )
         return rows
