@@ -1,6 +1,7 @@
 """A probe file is checked field by field when it loads (hmx/judge/modes/probe.py::load_probe), and a text file
 that is not UTF-8 fails naming the file and line (hmx/textfiles.py): exit 2, no traceback, before the run
-directory exists (issue #28, defects 7-10 and the probe-layer minor).
+directory exists; `rubric validate --min-accuracy` is a share within [0, 1] (issue #28, defects 7-10 and the
+probe-layer, fit-probe --c and --min-accuracy minors; --c is in test_output_destinations.py).
 """
 
 from __future__ import annotations
@@ -97,3 +98,11 @@ def test_a_rubric_that_is_not_utf8_is_named(tmp_path, capsys):
     rubric.write_bytes((RUBRICS_DIR / "hmx_feel.yaml").read_bytes().replace(b"\n", b"\n# caf\xe9\n", 1))
     err = hmx_fails(capsys, "rubric", "show", str(rubric))
     assert f"hmx rubric show: error: {rubric}:2: not UTF-8 text (byte b'\\xe9' at column 6)" in err
+
+
+@pytest.mark.parametrize("bad", ["1.5", "-0.1", "nan"])
+def test_validate_refuses_a_min_accuracy_outside_0_1_before_loading(tmp_path, cache_dir, capsys, monkeypatch, bad):
+    monkeypatch.setattr("hmx.commands.rubric.load_judge_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    common = ["--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir), "--pairs", str(PAIRS)]
+    err = hmx_fails(capsys, "rubric", "validate", *common, f"--min-accuracy={bad}")
+    assert f"hmx rubric validate: error: --min-accuracy {float(bad)}: must be within [0, 1]" in err
