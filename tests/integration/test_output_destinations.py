@@ -109,3 +109,16 @@ def test_init_quotes_a_folder_with_spaces_in_its_hint(tmp_path, capsys):
     out = capsys.readouterr().out
     assert (project / "conf" / "experiment" / "mine.yaml").is_file()
     assert f"cd '{project}' && hmx train --config-dir conf experiment=mine" in out
+
+
+def test_a_project_config_named_like_one_of_hmx_s_is_reported_as_never_read(tmp_path, capsys, monkeypatch):
+    project = tmp_path / "project"
+    cli.main(["init", str(project)])
+    mine = project / "conf" / "model" / "tiny.yaml"  # hmx has conf/model/tiny.yaml: Hydra reads that one
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("name_or_path: tiny\n", encoding="utf-8")
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    err = fails(capsys, "train", "--config-dir", str(project / "conf"), "rubric.path=/nonexistent/r.yaml")
+    assert f"hmx: warning: {mine} is never read: hmx's own conf/model/tiny.yaml has the same group and name" in err
+    assert "experiment" not in err.split("hmx train: error:")[0]  # the project's own names are not reported

@@ -116,9 +116,11 @@ def probe_problem(weight: torch.Tensor, bias: torch.Tensor, info: dict[str, Any]
     depth = _count(info.get("num_hidden_layers"))
     if depth is None:
         return f"metadata field 'num_hidden_layers': must be a positive integer, got {info.get('num_hidden_layers')!r}"
-    layer = info.get("layer")
-    if _count(layer) is None or layer > depth:
-        return f"metadata field 'layer': must be a hidden layer 1-{depth} (0 is the embeddings), got {layer!r}"
+    layer = _count(info.get("layer"))
+    if layer is None or layer > depth:
+        return (
+            f"metadata field 'layer': must be a hidden layer 1-{depth} (0 is the embeddings), got {info.get('layer')!r}"
+        )
     return None
 
 
