@@ -8,6 +8,9 @@ experiment preset, a rubric node and a data node, whose paths are ``${hmx_projec
 they resolve inside DIR wherever hmx is installed and whatever the working directory.
 DIR/rubrics/mine.yaml starts as a copy of the shipped hmx_feel rubric; DIR/data/prompts.yaml
 holds a few of the shipped prompts as an editable YAML list. Every file opens with its command.
+Name your own config files apart from hmx's: Hydra searches hmx's conf/ first, so DIR/conf/model/tiny.yaml
+would never be read (hmx train and hmx eval warn about such a file). DIR is checked before anything
+is written (a regular file, a path under one, a place hmx cannot write are refused).
 """
 
 from __future__ import annotations
