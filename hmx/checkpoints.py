@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +27,12 @@ from omegaconf import DictConfig
 from transformers import TrainerCallback
 
 from hmx.config import ConfigError
-from hmx.resume_policy import config_changes
+from hmx.resume_policy import config_changes, input_changes
+from hmx.run_inputs import INPUTS_FILE, input_hashes, read_inputs, write_inputs
 from hmx.runlock import RunLock
 from hmx.tracking import write_config, write_overrides
 
+ADAPTER_PARTIAL = ".adapter.partial"  # the final adapter while it is written (renamed to adapter/ when complete)
 PICKLE_FILES = ("training_args.bin",)  # the HF Trainer's pickled TrainingArguments: config.yaml is the record
 
 
@@ -42,11 +45,17 @@ class RunStart:
     resuming: bool = False  # the run directory exists and is taken over
     follow_latest: bool = field(default=False, compare=False)  # resume=true: the latest checkpoint once locked
     changes: dict[str, list[str]] = field(default_factory=dict, compare=False)
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)  # content hashes, inputs.json
 
     def check(self, cfg: DictConfig) -> None:
-        """The resumed run's config against its ``config.yaml`` (refused changes raise); writes nothing."""
+        """The resumed run's config against its ``config.yaml`` and its input files against ``inputs.json``
+        (refused changes raise); writes nothing."""
+        self.inputs = input_hashes(cfg)
         if self.resuming:
             self.changes = config_changes(self.run_dir / "config.yaml", cfg)
+            files = input_changes(read_inputs(self.run_dir), self.inputs, self.run_dir / INPUTS_FILE)
+            for kind, fields in files.items():
+                self.changes[kind] = self.changes.get(kind, []) + fields
 
     def prepare(self, cfg: DictConfig) -> RunLock:
         """Lock, then create (new run) or take over (resume) the run directory; rank 0 only.
@@ -80,6 +89,7 @@ class RunStart:
             self._report_changes()
         write_config(cfg, self.run_dir)
         write_overrides(self.run_dir)
+        write_inputs(self.run_dir, self.inputs)
         return lock
 
     def _recheck(self, cfg: DictConfig) -> None:
@@ -182,10 +192,22 @@ def plan_run(run_dir: Path, run_name: str | None, resume: Any) -> RunStart:
     if path.name.startswith("checkpoint-"):
         if not is_complete(path):
             raise ConfigError(f"config field 'resume': {path} is not a complete checkpoint (no trainer_state.json)")
-        return _take_over(path.parent, path, required=True)
+        return _take_over(_same_run(path.parent, run_name, resume), path, required=True)
     if not path.is_dir():
         raise ConfigError(f"config field 'resume': no run directory or checkpoint at {path}")
-    return _take_over(path, latest_checkpoint(path), required=True)
+    return _take_over(_same_run(path, run_name, resume), latest_checkpoint(path), required=True)
+
+
+def _same_run(run_dir: Path, run_name: str | None, resume: Any) -> Path:
+    """A resume continues its own run in place: a ``run_name`` naming another run is refused (A is never renamed)."""
+    if run_name is not None and str(run_name) != run_dir.name:
+        raise ConfigError(
+            f"config field 'run_name': run_name={run_name} but resume={resume} continues run {run_dir.name!r} "
+            f"({run_dir}) in place; a resume cannot rename a run. Drop run_name (or pass run_name={run_dir.name}) "
+            f"to continue it; to start a new run {run_name!r} from its checkpoint, copy the run directory to "
+            f"{run_dir.parent / str(run_name)} and resume that copy"
+        )
+    return run_dir
 
 
 def _take_over(run_dir: Path, checkpoint: Path | None, required: bool) -> RunStart:
@@ -227,6 +249,19 @@ def resume_command(run_dir: Path) -> str:
             overrides = [str(o) for o in loaded if not str(o).lstrip("+~").startswith(own)]
     words = ["hmx", "train", *overrides, f"paths.runs_dir={run_dir.parent}", f"run_name={run_dir.name}", "resume=true"]
     return " ".join(shlex.quote(word) for word in words)
+
+
+def save_adapter(trainer: Any, run_dir: Path) -> Path:
+    """The final adapter, written atomically: into ``run_dir/.adapter.partial``, renamed to ``adapter/`` when
+    complete (rank 0). A kill during the write leaves no ``adapter/``, so the run stays resumable."""
+    partial, adapter = run_dir / ADAPTER_PARTIAL, run_dir / "adapter"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(partial, ignore_errors=True)  # left by a job killed during its final write
+    trainer.save_model(str(partial))
+    if trainer.is_world_process_zero():
+        remove_pickles(partial)
+        partial.rename(adapter)
+    return adapter
 
 
 def remove_pickles(directory: Path) -> None:

@@ -14,6 +14,7 @@ import yaml
 from datasets import Dataset, load_dataset
 
 from hmx.config import ConfigError, DataConfig
+from hmx.textfiles import read_text
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 YAML_FORMATS = {".yaml", ".yml"}
@@ -61,16 +62,7 @@ def _load_table(cfg: DataConfig, split: str) -> Dataset:
 
 def check_utf8(path: Path) -> None:
     """A text file must be UTF-8 (pyarrow reads other bytes and fails later, mid-pipeline)."""
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as err:
-                byte = line[err.start : err.start + 1]
-                raise ConfigError(
-                    f"config field 'data.path': {path}:{number}: not UTF-8 text (byte {byte!r} at column "
-                    f"{err.start + 1}); save the file as UTF-8"
-                ) from None
+    read_text(path, "config field 'data.path': ", ConfigError)
 
 
 def load_prompts(cfg: DataConfig, split: str | None = None) -> Dataset:

@@ -3,8 +3,10 @@
 The handler only records the signal. At the end of the optimizer step in progress the callback
 asks the Trainer for a checkpoint and a stop; hmx then writes no adapter (the run has not
 finished) and no ``FAILED`` (nothing went wrong), says where it stopped and how to resume, and
-exits with 143 (128 + SIGTERM). A second SIGTERM ends the process at once. Every rank of a
-multi-process run must receive the signal within the same step (SLURM signals every task).
+exits with 143 (128 + SIGTERM). The handler covers the run's end too: a SIGTERM while the final
+adapter is written lets the write finish (the adapter is written atomically, hmx/checkpoints.py), and
+the run ends as finished. A second SIGTERM ends the process at once. Every rank of a multi-process run
+must receive the signal within the same step (SLURM signals every task).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class GracefulStop(TrainerCallback):
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.ending = False  # training is over: the final adapter is being written
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -40,7 +43,10 @@ class GracefulStop(TrainerCallback):
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signal = signum
         signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once
-        print("hmx: SIGTERM received: saving a checkpoint at the end of this step, then stopping", flush=True)
+        if self.ending:
+            print("hmx: SIGTERM received as the run ends: finishing the final adapter, then stopping", flush=True)
+        else:
+            print("hmx: SIGTERM received: saving a checkpoint at the end of this step, then stopping", flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.signal is not None:

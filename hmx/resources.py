@@ -43,6 +43,45 @@ def project_dir() -> Path:
     return Path.cwd()
 
 
+def shadowed_configs() -> list[tuple[Path, Path]]:
+    """A user's config files (``--config-dir``, ``hydra.searchpath``) with the group and name of one of hmx's.
+
+    Hydra searches hmx's own config directory first (``--config-dir`` is added after it), so such a
+    file is never read: ``(user file, hmx file)`` pairs, for a warning that says so.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    shadowed = []
+    for source in HydraConfig.get().runtime.config_sources:
+        if source.schema != "file" or source.provider in {"hydra", "main", "schema"}:
+            continue
+        folder = Path(source.path).resolve()
+        if folder == CONF_DIR.resolve() or not folder.is_dir():
+            continue
+        for file in sorted(folder.rglob("*.y*ml")):
+            ours = CONF_DIR / file.relative_to(folder).with_suffix(".yaml")
+            if file.suffix in {".yaml", ".yml"} and ours.is_file():
+                shadowed.append((file, ours))
+    return shadowed
+
+
+def warn_shadowed_configs() -> None:
+    """Print one warning per user config file that hmx's own file of the same name hides."""
+    import sys
+
+    for file, ours in shadowed_configs():
+        group = file.parent.name if ours.parent != CONF_DIR else "(primary config)"
+        print(
+            f"hmx: warning: {file} is never read: hmx's own {ours.relative_to(CONF_DIR.parent)} has the same group "
+            f"and name ({group}), and Hydra searches hmx's config directory first; rename yours "
+            f"(e.g. {file.stem}_mine{file.suffix}) and select it by that name",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def register_resolvers() -> None:
     """Register ``${hmx_root:}`` and ``${hmx_project:}`` once (idempotent)."""
     if not OmegaConf.has_resolver("hmx_root"):

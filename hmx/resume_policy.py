@@ -6,8 +6,10 @@ LoRA shape) and fields that make it another experiment (rubric, data, batch shap
 guards) are **refused**: the resumed run would record a value it does not use, crash, or train
 something else. Bookkeeping fields (``max_steps``, saving, logging, paths, judge batching) are
 **applied** and recorded. Every other change is applied, recorded and **warned** about: the
-continuation is no longer what an uninterrupted run would have done. All of this is checked
-before anything is written, so ``config.yaml`` always states the config in effect.
+continuation is no longer what an uninterrupted run would have done. The content of the files
+the config names (``inputs.json``, hmx/run_inputs.py) is checked the same way, by the field that
+names the file: a rubric edited in place is refused. All of this is checked before anything is
+written, so ``config.yaml`` and ``inputs.json`` always state what is in effect.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ REFUSED = (
     "seed",
     "judge.mode",
     "judge.weights",
+    "judge.probe",
+    "judge.examples",
     "judge.prefill",
     "judge.max_prompt_chars",
     "judge.max_completion_chars",
@@ -110,6 +114,33 @@ def config_changes(previous: Path, cfg: DictConfig) -> dict[str, list[str]]:
         )
     applied = [k for k in changed if _matches(k, APPLIED)]
     return {"applied": applied, "warned": [k for k in changed if k not in applied]}
+
+
+def input_changes(
+    recorded: dict[str, Any] | None, current: dict[str, dict[str, str]], where: Path
+) -> dict[str, list[str]]:
+    """Check the content hashes of the run's input files (hmx/run_inputs.py) as :func:`config_changes` checks fields.
+
+    A file named by a refused field (the rubric, the data, the probe head, the few-shot examples) whose content
+    changed since ``where`` recorded it raises ConfigError; others are returned as ``{"applied", "warned"}``.
+    A run that recorded nothing (older than the record) is not checked.
+    """
+    changed = []
+    for field, now in current.items():
+        then = (recorded or {}).get(field)
+        if isinstance(then, dict) and then.get("sha256") not in (None, now["sha256"]):
+            changed.append((field, now["path"], str(then["sha256"]), now["sha256"]))
+    refused = [c for c in changed if _matches(c[0], REFUSED)]
+    if refused:
+        field, path, old, new = refused[0]
+        raise ConfigError(
+            f"config field '{field}': {path} was edited since the run started (sha256 {old[:12]}... -> "
+            f"{new[:12]}..., recorded in {where}); a resumed run cannot change what it trains on: restore the file, "
+            "or start a new run (another run_name)"
+        )
+    applied = [f"{c[0]} (file content)" for c in changed if _matches(c[0], APPLIED)]
+    warned = [f"{c[0]} (file content)" for c in changed if not _matches(c[0], APPLIED)]
+    return {"applied": applied, "warned": warned}
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:

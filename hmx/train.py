@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from transformers import TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
 
-from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles, take_run
+from hmx.checkpoints import PickleFreeCheckpoints, plan_run, save_adapter, take_run
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.cpu_threads import check_cpu_threads
 from hmx.data import load_prompts
@@ -33,7 +33,7 @@ from hmx.judge.registry import build_judge
 from hmx.judge.validity.preflight import check_judge, pairs_to_check
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
-from hmx.resources import CONF_DIR, rubric_path
+from hmx.resources import CONF_DIR, rubric_path, warn_shadowed_configs
 from hmx.rewards.drift import JudgeDriftMonitor, drift_judges, load_probes
 from hmx.rewards.guards import check_reward_weights, guard_functions, guard_weights
 from hmx.rewards.self_judge import SelfJudgeRewards
@@ -74,6 +74,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     rubric_cfg, judge_cfg, logger_cfg = typed_node(cfg, "rubric"), typed_node(cfg, "judge"), typed_node(cfg, "logger")
     guards_cfg = typed_node(cfg, "guards")
     set_seed(cfg.seed)
+    warn_shadowed_configs()  # a user's conf/model/tiny.yaml is hidden by hmx's: say so
 
     # Everything that can be wrong with the input fails here, before the run directory exists.
     extras = [load_rubric(rubric_path(extra)) for extra in rubric_cfg.extra]
@@ -136,12 +137,12 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             judge.monitors.append(probes)
             trainer.add_callback(probes)
         trainer.add_callback(stop)
-        with stop.installed():
+        with stop.installed():  # to the end of the run: a SIGTERM during the final adapter write waits for it
             trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
-        stopped = stop.signal is not None and trainer.state.global_step < trainer.state.max_steps
-        if not stopped:
-            trainer.save_model(str(run_dir / "adapter"))
-            remove_pickles(run_dir / "adapter")
+            stop.ending = True
+            stopped = stop.signal is not None and trainer.state.global_step < trainer.state.max_steps
+            if not stopped:
+                save_adapter(trainer, run_dir)  # atomic: adapter/ appears complete or not at all
     except BaseException:
         if is_main_process() and run_dir.exists():
             (run_dir / "FAILED").write_text(traceback.format_exc(), encoding="utf-8")
@@ -151,6 +152,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             lock.release()
     if stopped:
         stop.exit(run_dir, trainer.state.global_step)
+    if stop.signal is not None and is_main_process():
+        print("hmx: the SIGTERM came as the run ended; its adapter was written in full", flush=True)
     if is_main_process():
         report(run_dir, report_to)
     return run_dir

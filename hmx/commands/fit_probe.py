@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hmx.config import ConfigError, JudgeConfig
+from hmx.destinations import check_destination
 from hmx.judge.modes.probe import ProbeJudge
 from hmx.judge.validity.probe_fit import candidate_layers, fit_probe
 from hmx.resources import ROOT
@@ -18,13 +20,10 @@ from hmx.rubrics.schema import Rubric
 
 
 def checked_out_path(out: str, force: bool) -> Path:
-    """``--out``: a .safetensors path that is not there yet (or ``--force``)."""
-    path = Path(out).expanduser()
-    if path.suffix != ".safetensors":
+    """``--out``: a .safetensors file hmx can write, not there yet (or ``--force``): checked before the fit."""
+    if Path(out).suffix != ".safetensors":
         raise ConfigError(f"--out {out!r}: a probe is written as safetensors; name it *.safetensors")
-    if path.exists() and not force:
-        raise ConfigError(f"--out {out!r}: the file exists; pass --force to replace it")
-    return path
+    return check_destination(out, "--out", "file", force=force)
 
 
 def shipped_relative(path: Path) -> str:
@@ -35,13 +34,13 @@ def shipped_relative(path: Path) -> str:
 
 def run_fit_probe(args: argparse.Namespace, rubric: Rubric, loader: Callable[..., tuple[Any, Any]]) -> int:
     """Fit the probe on the pairs (checked before the model loads), print the cross-validation, write it."""
+    out = checked_out_path(args.out, args.force)
+    if not (math.isfinite(args.c) and args.c > 0):
+        raise ConfigError(f"--c {args.c}: must be a positive number")
     pairs = load_pairs(args.pairs, rubric, args.split)
     missing = [c.name for c in rubric.criteria if not any(p.criterion == c.name for p in pairs)]
     if missing:
         raise PairError(f"{args.pairs}: criterion: no pairs for {missing}; a probe needs pairs for every criterion")
-    out = checked_out_path(args.out, args.force)
-    if args.c <= 0:
-        raise ConfigError(f"--c {args.c}: must be positive")
     with contextlib.redirect_stdout(sys.stderr):
         model, tokenizer = loader(args.model, args.cache_dir, args.device)
     depth = int(getattr(model.config, "num_hidden_layers", 0))

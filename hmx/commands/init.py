@@ -8,16 +8,21 @@ experiment preset, a rubric node and a data node, whose paths are ``${hmx_projec
 they resolve inside DIR wherever hmx is installed and whatever the working directory.
 DIR/rubrics/mine.yaml starts as a copy of the shipped hmx_feel rubric; DIR/data/prompts.yaml
 holds a few of the shipped prompts as an editable YAML list. Every file opens with its command.
+Name your own config files apart from hmx's: Hydra searches hmx's conf/ first, so DIR/conf/model/tiny.yaml
+would never be read (hmx train and hmx eval warn about such a file). DIR is checked before anything
+is written (a regular file, a path under one, a place hmx cannot write are refused).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 import yaml
 
+from hmx.destinations import check_destination
 from hmx.errors import InputError, command_errors
 from hmx.resources import PROMPTS_FILE, RUBRICS_DIR
 
@@ -119,11 +124,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     with command_errors("init"):
-        if args.project.exists() and not args.project.is_dir():
-            raise InputError(f"{args.project}: exists and is not a directory; choose another DIR")
+        check_destination(args.project, "", "dir", allow_nonempty=True)  # a file there, under a file, unwritable
         try:
             written = write_starter(args.project)
         except FileExistsError as err:
             raise InputError(str(err)) from None
     print("\n".join(f"  {path}" for path in written))
-    print(f"\nhmx: starter project → {args.project}\nnext: cd {args.project} && {TRAIN}")
+    print(f"\nhmx: starter project → {args.project}\nnext: cd {shlex.quote(str(args.project))} && {TRAIN}")

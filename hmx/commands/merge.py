@@ -6,8 +6,9 @@ python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained
 vllm serve merged/RUN                                        # loads like any other model
 
 The result is written to a temporary sibling of ``--out`` and renamed into place when
-complete, so a failed merge leaves nothing behind. A non-empty ``--out`` is refused unless
-``--force`` is given.
+complete, so a failed merge leaves nothing behind. ``--out`` is checked before the merge runs
+(:mod:`hmx.destinations`): a non-empty folder is refused unless ``--force`` is given, and a regular file,
+a path under one, or a place hmx cannot write are refused even with it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from hmx.config import ConfigError
+from hmx.destinations import check_destination
 from hmx.errors import command_errors
 from hmx.runs import TrainedRun, load_adapter_model, load_run_tokenizer, locate_run
 
@@ -34,8 +36,7 @@ def merge(run: TrainedRun, out: Path, force: bool = False) -> Path:
             raise ConfigError(
                 f"--out {out}: overlaps the run being merged ({source}); write the merged model somewhere else"
             )
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise ConfigError(f"{out}: output exists and is not empty; choose another --out or pass --force")
+    check_destination(out, "--out", "dir", force=force)  # before the merge: a file there, under a file, unwritable
     tokenizer = load_run_tokenizer(run)
     merged = load_adapter_model(run).merge_and_unload()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -47,8 +48,8 @@ def merge(run: TrainedRun, out: Path, force: bool = False) -> Path:
         tokenizer.save_pretrained(staging)  # includes the chat template (chat_template.jinja)
         provenance = {"adapter": str(run.adapter_dir), "base": run.model.name_or_path, "run": str(run.run_dir or "")}
         (staging / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        if out.is_dir():  # --force: a folder replaces a folder (check_destination refused a file)
+            shutil.rmtree(out)
         staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from hmx.config import JUDGE_MODES, JudgeConfig, PathsConfig
+from hmx.config import JUDGE_MODES, ConfigError, JudgeConfig, PathsConfig
 from hmx.errors import command_errors
 from hmx.judge.authoring import CriterionScore, load_judge_model, load_judge_tokenizer, score
 from hmx.judge.engine.prompts import has_thinking_mode, special_tokens
@@ -117,6 +117,8 @@ def run_validate(args: argparse.Namespace) -> int:
     from hmx.judge.validity.accuracy import format_table, validate
     from hmx.rubrics.pairs import load_pairs
 
+    if args.min_accuracy is not None and not 0.0 <= args.min_accuracy <= 1.0:
+        raise ConfigError(f"--min-accuracy {args.min_accuracy}: must be within [0, 1] (a share of the pairs)")
     rubric = load_checked(args.rubric, args.extra)
     pairs = load_pairs(args.pairs, rubric, args.split)
     cfg = JudgeConfig(

@@ -27,7 +27,7 @@ from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
 from hmx.evaluation.target import load_target, resolve_target
 from hmx.evaluation.tasks.datasets import data_source
 from hmx.judge.registry import build_judge
-from hmx.resources import CONF_DIR
+from hmx.resources import CONF_DIR, warn_shadowed_configs
 from hmx.rubrics.loading import load_checked
 
 
@@ -103,6 +103,7 @@ def _metric(value: float, better: str) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
+    warn_shadowed_configs()  # a user's config named like one of hmx's is never read: say so
     with command_errors("eval"):
         run(cfg)
 

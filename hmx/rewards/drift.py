@@ -31,6 +31,7 @@ from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.protocol import Judge
 from hmx.judge.registry import build_judge
 from hmx.rubrics.schema import Rubric
+from hmx.textfiles import read_text
 
 WEIGHTS = ("base", "policy")
 
@@ -54,7 +55,7 @@ def load_probes(path: str | None) -> list[tuple[str, str]]:
     if not file.is_file():
         raise ConfigError(f"config field 'judge.drift_probes': file not found: {file}")
     probes = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(file, "config field 'judge.drift_probes': ", ConfigError).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hmx.rubrics.schema import Rubric, RubricError
+from hmx.textfiles import read_text
 
 PAIR_KEYS = {"prompt", "criterion", "chosen", "rejected", "split", "note"}
 GRADED_KEYS = {"prompt", "criterion", "completion", "level", "split", "note"}
@@ -89,7 +90,7 @@ def load_pairs(path: str | Path, rubric: Rubric, split: str | None = None) -> li
     if not file.is_file():
         raise PairError(f"{file}: labelled pair file not found")
     pairs, graded = [], []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(file, error=PairError).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{file}:{number}"

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from hmx.errors import InputError
+from hmx.textfiles import read_text
 
 DIRECTIONS = ("forward", "reverse")
 GUARD_NAMES = ("overlong", "repetition")  # hmx's guard rewards (hmx/rewards/guards.py): TRL logs rewards/<name>/mean
@@ -278,4 +279,4 @@ def load_rubric(path: str | Path) -> Rubric:
     path = Path(path)
     if not path.is_file():
         raise RubricError(f"{path}: rubric file not found")
-    return parse_rubric(path.read_text(encoding="utf-8"), str(path))
+    return parse_rubric(read_text(path, error=RubricError), str(path))

@@ -6,6 +6,7 @@ Every case starts from a real interrupted run (1 step, checkpoint-1, no adapter/
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from transformers import TrainerCallback
 
 from hmx import cli
 from hmx.checkpoints import is_complete
+from hmx.resources import RUBRICS_DIR
 from hmx.runlock import LOCK_NAME
 from hmx.train import run
 
@@ -144,3 +146,100 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_and_the_run_resumes(make
     assert [row["step"] for row in rows if "reward" in row] == [1, 2] and (
         run_dir / "adapter" / "adapter_model.safetensors"
     ).is_file()
+
+
+def test_a_resume_under_another_run_name_is_refused_and_a_copy_is_the_way_to_fork(run_dir, cache_dir, capsys):
+    argv = [a for a in train_argv(run_dir.parent, cache_dir, "trainer.max_steps=2") if a != "run_name=run"]
+    before = snapshot(run_dir)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "run_name=B", f"resume={run_dir / 'checkpoint-1'}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err, err
+    assert f"config field 'run_name': run_name=B but resume={run_dir / 'checkpoint-1'} continues run 'run'" in err
+    assert snapshot(run_dir) == before and not (run_dir.parent / "B").exists()  # A untouched, no B
+    fork = run_dir.parent / "B"  # the documented fork: a copy of A, resumed under its own name
+    shutil.copytree(run_dir, fork)
+    cli.main([*argv, "run_name=B", f"resume={fork / 'checkpoint-1'}"])
+    assert (fork / "adapter" / "adapter_model.safetensors").is_file()
+    assert OmegaConf.load(fork / "config.yaml").run_name == "B" and snapshot(run_dir) == before
+
+
+# A subprocess whose final adapter write is interrupted by a signal, deterministically: the patched save_model
+# of the final adapter (not of a checkpoint) writes a first file, signals its own process, then saves for real.
+INTERRUPTED_SAVE = """
+import os, signal, sys
+from pathlib import Path
+import hmx.train
+from hmx.cli import main
+
+SIGNAL = getattr(signal, sys.argv[1])
+original = hmx.train.GRPOTrainer.save_model
+def save_model(self, output_dir=None, _internal_call=False):
+    if not _internal_call:  # the final adapter
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "adapter_config.json").write_text("{}")
+        os.kill(os.getpid(), SIGNAL)
+    original(self, output_dir, _internal_call)
+hmx.train.GRPOTrainer.save_model = save_model
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_a_signal_during_the_final_adapter_write_never_leaves_a_partial_adapter(
+    tmp_path, cache_dir, capsys, signal_name
+):
+    runs = tmp_path / "runs"
+    argv = train_argv(runs, cache_dir, "logger=none")
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_SAVE, signal_name, *argv], capture_output=True, text=True, timeout=300
+    )
+    run_dir, weights = runs / "run", runs / "run" / "adapter" / "adapter_model.safetensors"
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    if signal_name == "SIGTERM":  # the write finishes under the handler: a finished run, a complete adapter
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "SIGTERM received as the run ends: finishing the final adapter" in done.stdout
+        assert weights.is_file() and not (run_dir / ".adapter.partial").exists()
+        assert not list(run_dir.rglob("*.bin")) and not (run_dir / "FAILED").exists()
+        return
+    assert done.returncode == -signal.SIGKILL  # killed mid-write: no adapter/, so the run is resumable
+    assert not (run_dir / "adapter").exists() and (run_dir / ".adapter.partial").is_dir()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["chat", str(run_dir), "--prompt", "hi"])
+    assert exit_info.value.code == 2 and "resume=true" in capsys.readouterr().err
+    cli.main(train_argv(runs, cache_dir, "logger=none", "resume=true"))
+    assert "resuming" in capsys.readouterr().out
+    assert weights.is_file() and not (run_dir / ".adapter.partial").exists()
+
+
+def test_a_resume_checks_the_content_of_the_files_the_run_read(tmp_path, cache_dir, capsys):
+    rubric, pairs = tmp_path / "rubric.yaml", tmp_path / "pairs.jsonl"
+    rubric.write_bytes((RUBRICS_DIR / "hmx_feel.yaml").read_bytes())
+    dev = [line for line in (RUBRICS_DIR / "hmx_feel.pairs.jsonl").read_text().splitlines() if '"dev"' in line]
+    pairs.write_text("".join(line + "\n" for line in dev[:6]))
+    runs = tmp_path / "runs"
+    argv = train_argv(runs, cache_dir, "logger=none", f"rubric.path={rubric}", f"judge.validate={pairs}")
+    cli.main(argv)
+    run_dir = runs / "run"
+    shutil.rmtree(run_dir / "adapter")  # as if killed right after checkpoint-1
+    recorded = json.loads((run_dir / "inputs.json").read_text())
+    assert recorded["rubric.path"] == {"path": str(rubric), "sha256": hashlib.sha256(rubric.read_bytes()).hexdigest()}
+    assert recorded["judge.validate"]["sha256"] == hashlib.sha256(pairs.read_bytes()).hexdigest()
+    original = rubric.read_text()
+    rubric.write_text(original.replace("weight: 1.0", "weight: 3.0", 1))  # edited in place: same path
+    capsys.readouterr()
+    before = snapshot(run_dir)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "resume=true"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err, err
+    assert f"config field 'rubric.path': {rubric} was edited since the run started (sha256 " in err
+    assert snapshot(run_dir) == before
+    rubric.write_text(original)  # restored: the resume goes on; an edited pair file is warned about and recorded
+    pairs.write_text("".join(line + "\n" for line in dev[:7]))
+    cli.main([*argv, "resume=true"])
+    out = capsys.readouterr().out
+    assert "warning: resuming with config changes at judge.validate (file content)" in out
+    recorded = json.loads((run_dir / "inputs.json").read_text())
+    assert recorded["judge.validate"]["sha256"] == hashlib.sha256(pairs.read_bytes()).hexdigest()
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()

@@ -51,12 +51,17 @@ class Probe:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
         tensors = {"weight": self.weight.float().contiguous(), "bias": self.bias.float().contiguous()}
-        save_file(tensors, str(partial), metadata={"hmx": json.dumps(self.info)})
-        partial.replace(target)
+        try:
+            save_file(tensors, str(partial), metadata={"hmx": json.dumps(self.info)})
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # a failed write leaves nothing behind
+            raise
 
 
 def load_probe(path: str | Path) -> Probe:
-    """A probe file written by ``hmx rubric fit-probe``; InputError naming the file when it is not one."""
+    """A probe file written by ``hmx rubric fit-probe``, checked field by field; ConfigError naming the file and
+    the field when it is not one (nothing in it reaches the judge unchecked)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(
@@ -66,15 +71,57 @@ def load_probe(path: str | Path) -> Probe:
         with safe_open(str(file), framework="pt") as handle:
             metadata = handle.metadata() or {}
         tensors = load_file(str(file))
-        info = json.loads(metadata.get("hmx", "{}"))
     except (SafetensorError, OSError, ValueError) as err:
         raise ConfigError(f"config field 'judge.probe': {file}: not a safetensors probe file ({err})") from None
+    try:
+        info = json.loads(metadata.get("hmx", "{}"))
+    except ValueError as err:
+        raise ConfigError(f"config field 'judge.probe': {file}: metadata 'hmx': not valid JSON ({err})") from None
+    if not isinstance(info, dict):
+        raise ConfigError(
+            f"config field 'judge.probe': {file}: metadata 'hmx': must be a JSON object, got {type(info).__name__}"
+        )
     if info.get("format") != PROBE_FORMAT or set(tensors) != {"weight", "bias"}:
         raise ConfigError(
             f"config field 'judge.probe': {file}: not an hmx probe (format {info.get('format')!r}, "
             f"expected {PROBE_FORMAT!r}); make one with hmx rubric fit-probe"
         )
+    problem = probe_problem(tensors["weight"], tensors["bias"], info)
+    if problem:
+        raise ConfigError(f"config field 'judge.probe': {file}: {problem}; fit it again with hmx rubric fit-probe")
     return Probe(tensors["weight"], tensors["bias"], info)
+
+
+def _count(value: Any) -> int | None:
+    """A positive integer (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+def probe_problem(weight: torch.Tensor, bias: torch.Tensor, info: dict[str, Any]) -> str | None:
+    """What is wrong with a probe's tensors and metadata (``field: why``), or None."""
+    if weight.dim() != 2 or not weight.is_floating_point():
+        return f"weight: must be a float [criteria, hidden size] matrix, got {weight.dtype} {list(weight.shape)}"
+    criteria, hidden = weight.shape
+    if tuple(bias.shape) != (criteria,) or not bias.is_floating_point():
+        return f"bias: must be one float per criterion, shape [{criteria}], got {bias.dtype} {list(bias.shape)}"
+    if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
+        return "weight/bias: hold NaN or infinite values"
+    names = info.get("criteria")
+    if not isinstance(names, list) or len(names) != criteria or not all(isinstance(n, str) for n in names):
+        return (
+            f"metadata field 'criteria': must list the {criteria} criterion names of the weight's rows, got {names!r}"
+        )
+    if _count(info.get("hidden_size")) != hidden:
+        return f"metadata field 'hidden_size': {info.get('hidden_size')!r} is not the weight's hidden size {hidden}"
+    depth = _count(info.get("num_hidden_layers"))
+    if depth is None:
+        return f"metadata field 'num_hidden_layers': must be a positive integer, got {info.get('num_hidden_layers')!r}"
+    layer = _count(info.get("layer"))
+    if layer is None or layer > depth:
+        return (
+            f"metadata field 'layer': must be a hidden layer 1-{depth} (0 is the embeddings), got {info.get('layer')!r}"
+        )
+    return None
 
 
 def check_probe(probe: Probe, source: str, rubric: Rubric, cfg: JudgeConfig) -> None:
@@ -85,9 +132,6 @@ def check_probe(probe: Probe, source: str, rubric: Rubric, cfg: JudgeConfig) -> 
             f"{source}: criteria: the probe was fitted for {probe.info.get('criteria')} of rubric "
             f"{probe.info.get('rubric')!r}, not {criteria} of {rubric.name!r}; fit one for this rubric"
         )
-    if tuple(probe.weight.shape) != (len(criteria), int(probe.info.get("hidden_size", -1))):
-        shape = tuple(probe.weight.shape)
-        raise ConfigError(f"config field 'judge.probe': {source}: weight shape {shape} does not match its metadata")
     if probe.info.get("prefill") != cfg.prefill:
         raise ConfigError(
             f"config field 'judge.prefill': {cfg.prefill!r}, but the probe {source} was fitted with "
