@@ -16,6 +16,7 @@ metrics.jsonl and W&B. The signals (docs/training.md, "Reward-hacking audit"):
   (``audit.pairs``/``audit.split``), every ``audit.minimal_steps`` steps from step 0.
 - ``audit/reward_spread``: mean over groups of the judge total's standard deviation, over the
   total's range (sum over criteria of |weight| x (max - min)); near zero, GRPO has no signal.
+- ``audit/seconds``: the audit's own time in the step (mostly its judge passes).
 
 Every rank makes the same judge calls at the same steps (the base pass scores the rank's own
 completions through the judge's call schedule; the minimal pairs are the same on every rank), so
@@ -28,6 +29,7 @@ import dataclasses
 import math
 import statistics
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -187,6 +189,7 @@ class RewardAudit:
         if batch is None:
             return
         prompts, completions, scores = batch
+        started = time.perf_counter()
         metrics: dict[str, float] = {}
         totals = judge_totals(scores, self.rubric)
         spread = reward_spread(prompts, totals, reward_range(self.rubric))
@@ -208,6 +211,7 @@ class RewardAudit:
             self._due_minimal = (step // self.cfg.minimal_steps + 1) * self.cfg.minimal_steps
             validity = validate(self.policy_build, self.rubric, model, self.pairs, device, self.mode, "policy")
             metrics["audit/minimal_accuracy"] = validity.overall.accuracy
+        metrics["audit/seconds"] = time.perf_counter() - started  # the audit's cost this step (its judge passes)
         self.history.append((step, metrics))
         for name, value in metrics.items():
             log_metric(name, value)
