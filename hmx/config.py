@@ -149,7 +149,7 @@ class AuditConfig:
     split: str | None = "auto"  # only that split's pairs; auto: the split that goes with the auto file
     min_base_agreement: float = 0.5  # warn below: the rewarding judge ranks unlike the frozen base judge
     max_lexical_index: float = 0.5  # warn above: a bag of words explains most within-group reward differences
-    max_minimal_drop: float = 0.10  # warn when minimal-pair accuracy falls this far below its first value
+    max_minimal_drop: float = 0.15  # warn when minimal-pair accuracy falls this far below its first value
     min_reward_spread: float = 0.01  # warn when the within-group reward sd / reward range stays below ...
     flat_steps: int = 5  # ... for this many consecutive steps: GRPO has no signal
 

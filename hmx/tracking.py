@@ -161,7 +161,7 @@ def run_settings(config_file: Path) -> tuple[str, dict[str, float]]:
 
 
 def reward_figure(records: list[dict[str, Any]], instrument: str = "", thresholds: dict[str, float] | None = None):
-    """The reward figure: judge criteria, guards, the audit and the reward spread in separate panels.
+    """The reward figure: the total, judge criteria, guards, the audit and the reward spread in separate panels.
 
     A panel is drawn only when its metrics were logged; legends sit to the right of the axes, clear
     of the curves. Returns None without reward rows.
@@ -170,6 +170,7 @@ def reward_figure(records: list[dict[str, Any]], instrument: str = "", threshold
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     thresholds = thresholds or {}
     rows = [r for r in records if "reward" in r]
@@ -180,13 +181,14 @@ def reward_figure(records: list[dict[str, Any]], instrument: str = "", threshold
     audit = [f"audit/{name}" for name in AUDIT_LINES if any(f"audit/{name}" in r for r in records)]
     spread = ["audit/reward_spread"] if any("audit/reward_spread" in r for r in records) else []
     panels = [
-        ("Judge: reward per criterion", "score", ["reward", *[k for k in means if k not in guards]]),
+        ("Reward: weighted sum of the criteria and guards (what GRPO maximises)", "reward", ["reward"]),
+        ("Judge: reward per criterion", "score", [k for k in means if k not in guards]),
         ("Guards: raw penalty (trained on where guards.<name>.weight > 0)", "penalty", guards),
         ("Audit: does the reward read meaning?", "value", audit),
         ("Audit: within-group reward sd / reward range", "spread", spread),
     ]
     panels = [panel for panel in panels if panel[2]]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, 2.6 * len(panels)), dpi=110, sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, 2.3 * len(panels)), dpi=110, sharex=True, squeeze=False)
     for ax, (title, ylabel, keys) in zip(axes[:, 0], panels, strict=True):
         for key in keys:
             source = records if key.startswith("audit/") else rows
@@ -204,6 +206,9 @@ def reward_figure(records: list[dict[str, Any]], instrument: str = "", threshold
                 limit = None if first is None else first - thresholds["max_minimal_drop"]
             if limit is not None:
                 ax.axhline(limit, color=colour, linestyle="--", linewidth=0.8, label=f"{name} threshold")
+        if keys == spread:  # a flat line near zero must look like one
+            ax.set_ylim(bottom=0.0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title, fontsize=10, loc="left")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -43,7 +43,13 @@ def test_the_audit_runs_in_every_training_run(make_cfg, capsys):
     # rewards.png: judge criteria, guards, the audit and the reward spread in their own panels
     assert (run_dir / "rewards.png").is_file()
     fig = reward_figure(read_metrics(run_dir / "metrics.jsonl"), *run_settings(run_dir / "config.yaml"))
-    assert [ax.get_title(loc="left").split(":")[0] for ax in fig.axes] == ["Judge", "Guards", "Audit", "Audit"]
+    assert [ax.get_title(loc="left").split(":")[0] for ax in fig.axes] == [
+        "Reward",
+        "Judge",
+        "Guards",
+        "Audit",
+        "Audit",
+    ]
     assert "judge self/logprob with policy weights" in fig._suptitle.get_text()
     out = capsys.readouterr().out
     assert "audit (docs/training.md#reward-hacking-audit):" in out  # the end-of-run summary

@@ -121,13 +121,13 @@ def test_a_flat_reward_warns_that_grpo_has_no_signal_after_k_steps(capsys):
 def test_minimal_accuracy_warns_on_a_drop_and_agreement_below_its_floor(capsys):
     rows = [
         {"step": 1, "audit/minimal_accuracy": 0.80, "audit/base_agreement": 0.9},
-        {"step": 11, "audit/minimal_accuracy": 0.72, "audit/base_agreement": 0.4},
+        {"step": 11, "audit/minimal_accuracy": 0.66, "audit/base_agreement": 0.4},
         {"step": 21, "audit/minimal_accuracy": 0.61, "audit/base_agreement": 0.3},
     ]
     alarm(rows, AuditConfig())
     err = capsys.readouterr().err
     assert err.count("audit/base_agreement") == 1 and "step 11" in err
-    assert err.count("audit/minimal_accuracy") == 1 and "step 21" in err  # 0.72 is within 0.10 of 0.80
+    assert err.count("audit/minimal_accuracy") == 1 and "step 21" in err  # 0.66 is within 0.15 of 0.80
 
 
 def test_audit_pairs_default_to_the_rubrics_minimal_pairs(tmp_path):
@@ -150,8 +150,9 @@ def test_the_reward_figure_draws_judge_guards_and_audit_in_separate_panels():
         row.update({"rewards/feelings/mean": 3.0, "rewards/overlong/mean": -0.5, "reward": 9.0})
     fig = reward_figure(rows, "model tiny", {"max_lexical_index": 0.5, "min_reward_spread": 0.01})
     titles = [ax.get_title(loc="left") for ax in fig.axes]
-    assert len(fig.axes) == 4 and [t.split(":")[0] for t in titles] == ["Judge", "Guards", "Audit", "Audit"]
-    judge, guards, audit, spread = fig.axes
+    assert len(fig.axes) == 5 and [t.split(":")[0] for t in titles] == ["Reward", "Judge", "Guards", "Audit", "Audit"]
+    total, judge, guards, audit, spread = fig.axes
+    assert [line.get_label() for line in total.get_lines()] == ["total (weighted)"]
     assert [line.get_label() for line in guards.get_lines()] == ["overlong"]  # no guard among the criteria
     assert "overlong" not in [line.get_label() for line in judge.get_lines()]
     assert {"lexical_index", "lexical_index threshold"} <= {line.get_label() for line in audit.get_lines()}
