@@ -47,6 +47,7 @@ from hmx.judge.validity.accuracy import validate
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.schema import Rubric
+from hmx.tracking import is_main_process
 
 SIGNALS = ("base_agreement", "lexical_index", "minimal_accuracy", "reward_spread")
 MIN_LEXICAL_GROUPS = 4  # groups (prompts with >= 2 scored completions) in the window before a fit
@@ -257,7 +258,7 @@ def build_audit(
         base_judge = build_judge(rubric, tokenizer, dataclasses.replace(alone, weights="base"))
     policy_cfg = dataclasses.replace(alone, weights="policy")
     policy_build = (lambda view: build_judge(view, tokenizer, policy_cfg)) if self_judged else None
-    if not self_judged:
+    if not self_judged and is_main_process():
         print(
             "hmx train: audit: the reward comes from an external judge; audit/base_agreement and "
             "audit/minimal_accuracy are off (they audit the self-judge)",

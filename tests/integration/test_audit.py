@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from hmx.config import AuditConfig, ConfigError, typed_node
 from hmx.judge.registry import build_judge
@@ -55,6 +56,17 @@ def test_the_audit_runs_in_every_training_run(make_cfg, capsys):
     assert "audit (docs/training.md#reward-hacking-audit):" in out  # the end-of-run summary
     for signal in ("base_agreement", "lexical_index", "minimal_accuracy", "reward_spread"):
         assert f"  {signal} " in out
+
+
+def test_the_audit_does_not_change_training(make_cfg):
+    """Monitoring only: no global random draw, the model back in train mode: the same adapter with or without it."""
+    common = ("debug=smoke", "trainer.max_steps=2", "trainer.learning_rate=0.05")
+    audited = run(make_cfg(*common, "run_name=audited", "audit.minimal_steps=1"))
+    plain = run(make_cfg(*common, "run_name=plain", "audit.steps=0", "audit.minimal_steps=0"))
+    assert not any(k.startswith("audit/b") for r in read_metrics(plain / "metrics.jsonl") for k in r)
+    a, b = (load_file(d / "adapter" / "adapter_model.safetensors") for d in (audited, plain))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(a[k].abs().sum() > 0 for k in a if "lora_B" in k)  # it did train
 
 
 def test_a_frozen_judge_agrees_with_itself_without_a_second_pass(make_cfg, tiny_tokenizer):
