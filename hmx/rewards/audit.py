@@ -121,8 +121,8 @@ def lexical_index(texts: Sequence[str], rewards: Sequence[float], group_ids: Seq
     """Cross-validated R² (clipped to [0, 1]) of within-group rewards on within-group unigram counts.
 
     Rewards and counts are centred on their group's mean (GRPO learns from differences within a
-    group); folds hold out whole groups, since a group's centred rows sum to zero and a row would
-    otherwise be predicted from its own group-mates. None with fewer than
+    group); folds hold out whole groups (a group's centred rows are not independent of each
+    other). None with fewer than
     :data:`MIN_LEXICAL_GROUPS` groups or no reward variance.
     """
     from sklearn.feature_extraction.text import CountVectorizer

@@ -19,7 +19,9 @@ from hmx.train import run
 
 
 def test_the_audit_runs_in_every_training_run(make_cfg, capsys):
-    cfg = make_cfg("debug=smoke", "trainer.max_steps=4", "audit.minimal_steps=2", "trainer.learning_rate=0.05")
+    minimal = RUBRICS_DIR / "hmx_feel.shift.pairs.jsonl"  # 18 pairs, whichever file audit.pairs=auto finds
+    audit = ["audit.minimal_steps=2", f"audit.pairs={minimal}", "audit.split=minimal"]
+    cfg = make_cfg("debug=smoke", "trainer.max_steps=4", "trainer.learning_rate=0.05", *audit)
     run_dir = run(cfg)
     rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward" in r]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
@@ -32,14 +34,15 @@ def test_the_audit_runs_in_every_training_run(make_cfg, capsys):
 
     # the first minimal-pair accuracy is the untrained model's: measured again from scratch, it agrees
     rubric = load_rubric(RUBRICS_DIR / "hmx_feel.yaml")
-    pairs = audit_pairs(AuditConfig(), rubric, RUBRICS_DIR / "hmx_feel.yaml")
+    pairs = audit_pairs(AuditConfig(pairs=str(minimal), split="minimal"), rubric, RUBRICS_DIR / "hmx_feel.yaml")
+    assert len(pairs) == 18
     model_cfg, judge_cfg = typed_node(cfg, "model"), typed_node(cfg, "judge")
     tokenizer = load_tokenizer(model_cfg, cfg.paths.cache_dir)
     model = load_model(model_cfg, cfg.paths.cache_dir).eval()
     build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as in training: TRL's bf16 default autocasts on CPU too
         again = validate(build, rubric, model, pairs, torch.device("cpu"), "logprob", "tiny")
-    assert rows[0]["audit/minimal_accuracy"] == pytest.approx(again.overall.accuracy, abs=1.5 / len(pairs))
+    assert rows[0]["audit/minimal_accuracy"] == pytest.approx(again.overall.accuracy, abs=1.5 / 18)
 
     # rewards.png: judge criteria, guards, the audit and the reward spread in their own panels
     assert (run_dir / "rewards.png").is_file()

@@ -131,7 +131,8 @@ def test_zero2_trains_on_two_ranks(tmp_path, cache_dir):
 
 def test_zero3_trains_shards_judges_and_saves_a_usable_adapter(tmp_path, cache_dir, tiny_probe):
     side_effects = ["probes.steps=1", "probes.truthfulqa=2", "probes.sycophancy=2"]  # on sharded weights, every rank
-    audit = ["audit.minimal_steps=1"]  # the reward-hacking audit's judge passes every step, on every rank
+    minimal = REPO / "rubrics" / "hmx_feel.shift.pairs.jsonl"  # 18 pairs: every step stays cheap
+    audit = ["audit.minimal_steps=1", f"audit.pairs={minimal}", "audit.split=minimal"]  # the audit's passes, every rank
     run_dir, records = launch("zero3", tmp_path, cache_dir, *side_effects, *audit, f"judge.probe={tiny_probe}")
     check_ranks(records, "DEEPSPEED", 3)
     assert "judge_calls_probe" in records[0]  # probe mode judged on the sharded model too
