@@ -139,6 +139,22 @@ class GuardsConfig:
 
 
 @dataclass
+class AuditConfig:
+    """The reward-hacking audit of every run (hmx/rewards/audit.py; signals and thresholds: docs/training.md)."""
+
+    steps: int = 1  # base agreement and lexical index every N steps (0: off; reward spread is always on)
+    window: int = 8  # lexical index: fitted on the completions of the last N steps
+    minimal_steps: int = 10  # minimal-pair accuracy of the policy-weights judge every N steps (0: off)
+    pairs: str | None = "auto"  # labelled pair file; auto: the rubric's shipped minimal pairs; null: off
+    split: str | None = "auto"  # only that split's pairs; auto: the split that goes with the auto file
+    min_base_agreement: float = 0.5  # warn below: the rewarding judge ranks unlike the frozen base judge
+    max_lexical_index: float = 0.5  # warn above: a bag of words explains most within-group reward differences
+    max_minimal_drop: float = 0.15  # warn when minimal-pair accuracy falls this far below its first value
+    min_reward_spread: float = 0.01  # warn when the within-group reward sd / reward range stays below ...
+    flat_steps: int = 5  # ... for this many consecutive steps: GRPO has no signal
+
+
+@dataclass
 class LoggerConfig:
     backend: str = "none"  # wandb | none
     project: str = "hmx"
@@ -172,6 +188,10 @@ MINIMUM = {  # integer fields with a floor (checked at start-up, before any run 
     ("judge", "max_completion_chars"): 1,
     ("judge", "max_rationale_tokens"): 1,
     ("judge", "drift_steps"): 0,
+    ("audit", "steps"): 0,
+    ("audit", "window"): 1,
+    ("audit", "minimal_steps"): 0,
+    ("audit", "flat_steps"): 1,
 }
 
 SCHEMAS: dict[str, type] = {
@@ -182,6 +202,7 @@ SCHEMAS: dict[str, type] = {
     "logger": LoggerConfig,
     "paths": PathsConfig,
     "guards": GuardsConfig,
+    "audit": AuditConfig,
 }
 
 

@@ -63,6 +63,7 @@ APPLIED = (
     "run_name",
     "paths.",
     "logger.",
+    "audit.",  # monitoring only: the audit never changes a reward or an update
     "trainer.max_steps",
     "trainer.save_steps",
     "trainer.save_strategy",

@@ -1,4 +1,4 @@
-"""Run directories, rank-0 writes, W&B modes, metrics and the reward plot.
+"""Run directories, rank-0 writes, W&B modes, metrics and the reward plot (judge, guards, audit panels).
 
 One run directory per run: rank 0 names it and broadcasts the name, every rank agrees, and
 only rank 0 writes. With ``logger.mode=auto`` W&B follows ``WANDB_MODE`` when the environment sets
@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
 from hmx.config import ConfigError, LoggerConfig
+from hmx.rubrics.schema import GUARD_NAMES
 
 SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 REDACTED = "***"
@@ -121,7 +123,8 @@ class MetricsFile(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero and self.path.is_file():
-            plot_rewards(read_metrics(self.path), self.path.parent / "rewards.png")
+            run_dir = self.path.parent
+            plot_rewards(read_metrics(self.path), run_dir / "rewards.png", *run_settings(run_dir / "config.yaml"))
 
 
 def _jsonable(value: Any) -> bool:
@@ -132,30 +135,100 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def plot_rewards(records: list[dict[str, Any]], out: Path) -> Path | None:
-    """Reward and per-criterion rewards against step; returns the PNG path (None without data)."""
+AUDIT_LINES = {  # audit signal -> the config key of its threshold (docs/training.md#reward-hacking-audit)
+    "base_agreement": "min_base_agreement",
+    "lexical_index": "max_lexical_index",
+    "minimal_accuracy": None,  # its threshold is a drop from its first value
+}
+
+
+def run_settings(config_file: Path) -> tuple[str, dict[str, float]]:
+    """The instrument line (model, rubric, judge) and the audit thresholds, from a run's ``config.yaml``."""
+    if not config_file.is_file():
+        return "", {}
+    cfg = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    model, judge = cfg.get("model") or {}, cfg.get("judge") or {}
+    rubric = cfg.get("rubric") or {}
+    instrument = (
+        f"model {Path(str(model.get('name_or_path', '?'))).name}, rubric {Path(str(rubric.get('path', '?'))).stem} "
+        f"({rubric.get('direction', 'forward')}), judge {judge.get('source', 'self')}/{judge.get('mode', '?')} "
+        f"with {judge.get('weights', '?')} weights"
+    )
+    audit = cfg.get("audit") or {}
+    return instrument, {
+        k: float(v) for k, v in audit.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def reward_figure(records: list[dict[str, Any]], instrument: str = "", thresholds: dict[str, float] | None = None):
+    """The reward figure: the total, judge criteria, guards, the audit and the reward spread in separate panels.
+
+    A panel is drawn only when its metrics were logged; legends sit to the right of the axes, clear
+    of the curves. Returns None without reward rows.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
+    thresholds = thresholds or {}
     rows = [r for r in records if "reward" in r]
     if not rows:
         return None
-    keys = ["reward"] + sorted({k for r in rows for k in r if k.startswith("rewards/") and k.endswith("/mean")})
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for key in keys:
-        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-        if points:
-            steps, values = zip(*points, strict=True)
-            label = "total (weighted)" if key == "reward" else key.split("/")[1]
-            ax.plot(steps, values, marker="." if len(points) < 40 else None, label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("reward")
-    ax.set_title("Self-judge reward per criterion")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    means = sorted({k for r in rows for k in r if k.startswith("rewards/") and k.endswith("/mean")})
+    guards = [k for k in means if k.split("/")[1] in GUARD_NAMES]
+    audit = [f"audit/{name}" for name in AUDIT_LINES if any(f"audit/{name}" in r for r in records)]
+    spread = ["audit/reward_spread"] if any("audit/reward_spread" in r for r in records) else []
+    panels = [
+        ("Reward: weighted sum of the criteria and guards (what GRPO maximises)", "reward", ["reward"]),
+        ("Judge: reward per criterion", "score", [k for k in means if k not in guards]),
+        ("Guards: raw penalty (trained on where guards.<name>.weight > 0)", "penalty", guards),
+        ("Audit: does the reward read meaning?", "value", audit),
+        ("Audit: within-group reward sd / reward range", "spread", spread),
+    ]
+    panels = [panel for panel in panels if panel[2]]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, 2.3 * len(panels)), dpi=110, sharex=True, squeeze=False)
+    for ax, (title, ylabel, keys) in zip(axes[:, 0], panels, strict=True):
+        for key in keys:
+            source = records if key.startswith("audit/") else rows
+            points = [(r["step"], r[key]) for r in source if isinstance(r.get(key), (int, float))]
+            if points:
+                steps, values = zip(*points, strict=True)
+                label = "total (weighted)" if key == "reward" else key.split("/")[1]
+                ax.plot(steps, values, marker="." if len(points) < 40 else None, label=label)
+        for key in keys:  # the audit's thresholds, dashed, in the colour of their curve
+            name = key.split("/")[-1]
+            colour = next((line.get_color() for line in ax.get_lines() if line.get_label() == name), "grey")
+            limit = thresholds.get(AUDIT_LINES.get(name) or ("min_reward_spread" if name == "reward_spread" else ""))
+            if name == "minimal_accuracy" and "max_minimal_drop" in thresholds:  # a drop from its first value
+                first = next((r[key] for r in records if isinstance(r.get(key), (int, float))), None)
+                limit = None if first is None else first - thresholds["max_minimal_drop"]
+            if limit is not None:
+                ax.axhline(limit, color=colour, linestyle="--", linewidth=0.8, label=f"{name} threshold")
+        if keys == spread:  # a flat line near zero must look like one
+            ax.set_ylim(bottom=0.0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    axes[-1, 0].set_xlabel("step")
+    if instrument:
+        fig.suptitle(instrument, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out)
+    return fig
+
+
+def plot_rewards(
+    records: list[dict[str, Any]], out: Path, instrument: str = "", thresholds: dict[str, float] | None = None
+) -> Path | None:
+    """:func:`reward_figure` saved as a PNG; returns its path (None without data)."""
+    import matplotlib.pyplot as plt
+
+    fig = reward_figure(records, instrument, thresholds)
+    if fig is None:
+        return None
+    fig.savefig(out, bbox_inches="tight")
     plt.close(fig)
     return out

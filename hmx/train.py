@@ -34,12 +34,13 @@ from hmx.judge.validity.preflight import check_judge, pairs_to_check
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
 from hmx.resources import CONF_DIR, rubric_path, warn_shadowed_configs
+from hmx.rewards.audit import AuditAlarms, audit_pairs, audit_summary, build_audit
 from hmx.rewards.drift import JudgeDriftMonitor, drift_judges, load_probes
 from hmx.rewards.guards import check_reward_weights, guard_functions, guard_weights
 from hmx.rewards.self_judge import SelfJudgeRewards
 from hmx.rubrics.render import check_template
 from hmx.rubrics.schema import combine_rubrics, load_rubric
-from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process
+from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process, read_metrics
 
 DEPRECATED_CHECKPOINTING = r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated"
 
@@ -72,7 +73,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     """Train once; returns the run directory. ``callbacks`` are added to the trainer's own."""
     model_cfg, data_cfg, paths = typed_node(cfg, "model"), typed_node(cfg, "data"), typed_node(cfg, "paths")
     rubric_cfg, judge_cfg, logger_cfg = typed_node(cfg, "rubric"), typed_node(cfg, "judge"), typed_node(cfg, "logger")
-    guards_cfg = typed_node(cfg, "guards")
+    guards_cfg, audit_cfg = typed_node(cfg, "guards"), typed_node(cfg, "audit")
     set_seed(cfg.seed)
     warn_shadowed_configs()  # a user's conf/model/tiny.yaml is hidden by hmx's: say so
 
@@ -87,6 +88,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     validity_pairs = pairs_to_check(judge_cfg, rubric)
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
     side_effects = probes_config(cfg)
+    minimal_pairs = audit_pairs(audit_cfg, rubric, rubric_path(rubric_cfg.path))
     train_dataset = load_prompts(data_cfg)
     peft_config = lora_config(plain_dict(cfg, "peft"))
     start = plan_run(agree_run_dir(paths.runs_dir, cfg.run_name), cfg.run_name, cfg.get("resume"))
@@ -132,6 +134,9 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             monitored = getattr(judge.judge, "self_judge", judge.judge)  # a panel's self-judge
             judges = drift_judges(rubric, tokenizer, judge_cfg, monitored)
             judge.monitors.append(JudgeDriftMonitor(judges, drift_probes, judge_cfg.drift_steps))
+        # audit/*: the reward-hacking audit, a monitor of the same pass; its thresholds warn on rank 0
+        judge.monitors.append(build_audit(audit_cfg, rubric, tokenizer, judge_cfg, lambda: judge.last, minimal_pairs))
+        trainer.add_callback(AuditAlarms(audit_cfg))
         if side_effects.steps:  # probes/*: the same hook, and on_train_end for the final adapter
             probes = SideEffectProbes(side_effects, tokenizer, run_dir)
             judge.monitors.append(probes)
@@ -155,19 +160,20 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     if stop.signal is not None and is_main_process():
         print("hmx: the SIGTERM came as the run ended; its adapter was written in full", flush=True)
     if is_main_process():
-        report(run_dir, report_to)
+        metrics = run_dir / "metrics.jsonl"
+        report(run_dir, report_to, audit_summary(read_metrics(metrics), audit_cfg) if metrics.is_file() else [])
     return run_dir
 
 
-def report(run_dir: Path, report_to: list[str]) -> None:
-    """Tell the user where everything is."""
+def report(run_dir: Path, report_to: list[str], audit: Sequence[str] = ()) -> None:
+    """Tell the user where everything is, and what the reward-hacking audit saw."""
     lines = [f"\nhmx: run finished → {run_dir}"]
     for name, what in [
         ("config.yaml", "resolved config"),
         ("adapter", "LoRA adapter (safetensors)"),
         ("metrics.jsonl", "metrics per logging step"),
         ("completions", "sampled completions with per-criterion scores (parquet)"),
-        ("rewards.png", "reward curve"),
+        ("rewards.png", "reward curves: judge criteria, guards, audit"),
     ]:
         if (run_dir / name).exists():
             lines.append(f"  {name:<15} {what}")
@@ -175,6 +181,7 @@ def report(run_dir: Path, report_to: list[str]) -> None:
         offline = sorted((run_dir / "wandb").glob("offline-run-*"))
         if offline:
             lines.append(f"  wandb           offline; upload with: wandb sync {offline[-1]}")
+    lines.extend(audit)
     print("\n".join(lines), flush=True)
 
 

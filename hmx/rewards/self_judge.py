@@ -5,10 +5,10 @@ cache keyed by the batch's text; the others read it). A non-finite score is coun
 ``judge/invalid`` and the completions table's ``judge_invalid`` column, and is given its group's
 mean score (:mod:`hmx.rewards.faults`: no advantage either way); it never crashes a run.
 
-Monitors (the drift monitor, the side-effect probes) run once per reward pass, after the judge, with the
-policy, the step count from TRL's ``trainer_state`` and TRL's ``log_metric``: the public hooks
-GRPOTrainer hands every reward function, so their metrics join the row of the rewards they sit
-next to, averaged over ranks, without touching the trainer's private state.
+Monitors (the drift monitor, the reward-hacking audit, the side-effect probes) run once per reward
+pass, after the judge, with the policy, the step count from TRL's ``trainer_state`` and TRL's
+``log_metric``: the public hooks GRPOTrainer hands every reward function, so their metrics join
+the row of the rewards they sit next to, averaged over ranks, without touching the trainer's private state.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class SelfJudgeRewards:
         self.invalid_total = 0
         self._pending: dict[str, float] = {}  # logged with the next judge pass (judge/validity/*)
         self.monitors: list[Monitor] = []  # run after each fresh judge pass, in order, on every rank
+        self.last: tuple[list[str], list[str], torch.Tensor] | None = None  # the pass's prompts, completions, scores
 
     def log_once(self, metrics: dict[str, float]) -> None:
         """Metrics handed to TRL's ``log_metric`` with the next judge pass (they join that step's row)."""
@@ -63,6 +64,7 @@ class SelfJudgeRewards:
                 raise RuntimeError("the self-judge has no model: call bind() after building the trainer")
             self._verdicts = self.judge.score(self.model, prompt_texts, completion_texts, self.device)
             self._key = key
+            self.last = (prompt_texts, completion_texts, self._verdicts.scores)
             if log_metric is not None:
                 self._log(self._verdicts, log_metric)
                 for name, value in getattr(self.judge, "last_metrics", {}).items():  # external judge, panel

@@ -131,7 +131,9 @@ def test_zero2_trains_on_two_ranks(tmp_path, cache_dir):
 
 def test_zero3_trains_shards_judges_and_saves_a_usable_adapter(tmp_path, cache_dir, tiny_probe):
     side_effects = ["probes.steps=1", "probes.truthfulqa=2", "probes.sycophancy=2"]  # on sharded weights, every rank
-    run_dir, records = launch("zero3", tmp_path, cache_dir, *side_effects, f"judge.probe={tiny_probe}")
+    minimal = REPO / "rubrics" / "hmx_feel.shift.pairs.jsonl"  # 18 pairs: every step stays cheap
+    audit = ["audit.minimal_steps=1", f"audit.pairs={minimal}", "audit.split=minimal"]  # the audit's passes, every rank
+    run_dir, records = launch("zero3", tmp_path, cache_dir, *side_effects, *audit, f"judge.probe={tiny_probe}")
     check_ranks(records, "DEEPSPEED", 3)
     assert "judge_calls_probe" in records[0]  # probe mode judged on the sharded model too
     probed = [json.loads(line) for line in (run_dir / "probes.jsonl").read_text().splitlines()]
@@ -141,6 +143,10 @@ def test_zero3_trains_shards_judges_and_saves_a_usable_adapter(tmp_path, cache_d
     check_run_dir(run_dir)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any(row.get("grad_norm", 0) > 0 for row in rows)  # sampled completions: a real update
+    audited = [row for row in rows if "reward" in row]  # no hang, and every signal in every step's row
+    for key in ("audit/base_agreement", "audit/reward_spread", "audit/minimal_accuracy"):
+        assert all(key in row for row in audited), key
+    assert [row["step"] for row in audited if "audit/lexical_index" in row] == [2, 3]  # 4 groups per rank from step 2
 
     trained = locate_run(run_dir)
     model, tokenizer = load_adapter_model(trained), load_run_tokenizer(trained)
