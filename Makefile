@@ -1,6 +1,6 @@
 # hmx: the two commands of the README quick start, and the checks CI runs.
 #   make train   set up .venv (CPU torch first) and run `hmx train` on its embedded CPU default
-#   make test    set up .venv and run ruff, mypy and the test suite
+#   make test    set up .venv and run ruff, mypy, the layer rules (lint-imports) and the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hmx-installed
@@ -23,6 +23,7 @@ lint: setup
 	$(VENV)/bin/ruff check hmx tests $(wildcard benchmarks) notebooks
 	$(VENV)/bin/ruff format --check hmx tests $(wildcard benchmarks) notebooks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports   # layer rules: [tool.importlinter] in pyproject.toml
 
 test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
