@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str, bool, str]] = {
     "train": ("hmx.train", "main", True, "rubric-based self-rewarding GRPO (Hydra overrides; conf/train.yaml)"),
     "eval": ("hmx.evaluation.run", "main", True, "evaluation suite on a model or run directory (conf/eval.yaml)"),
     "compare": ("hmx.commands.compare", "main", False, "per-metric deltas between evaluated runs, with plots"),
-    "rubric": ("hmx.commands.rubric", "main", False, "lint | show | score: rubric authoring tools"),
+    "rubric": ("hmx.commands.rubric", "main", False, "rubric authoring: lint, show, score, validate, fit-probe"),
     "chat": ("hmx.commands.chat", "main", False, "talk to a trained model (interactive or --prompt)"),
     "merge": ("hmx.commands.merge", "main", False, "merge a run's LoRA adapter into standalone weights"),
     "init": ("hmx.commands.init", "main", False, "write a starter project: experiment preset, rubric, prompts"),
@@ -47,9 +47,10 @@ FILES: dict[str, tuple[str, str]] = {
         "a W&B run unless --wandb off",
     ),
     "rubric": (
-        "lint, show: rubric YAML files (a shipped name or a path); score: a rubric and a model "
-        "(hub id, local path, tiny, or a run directory)",
-        "nothing: reports on stdout (score --json: JSON), errors on stderr",
+        "lint, show: rubric YAML files (a shipped name or a path); score, validate, fit-probe: a rubric and a "
+        "model (hub id, local path, tiny, or a run directory); validate, fit-probe: a labelled pair file (--pairs)",
+        "fit-probe: the probe file (--out, safetensors); lint, show, score, validate: nothing (reports on stdout, "
+        "--json: JSON; errors on stderr)",
     ),
     "chat": (
         "a run directory (config.yaml, adapter/) or an adapter directory, and its base model",
