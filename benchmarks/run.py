@@ -142,11 +142,14 @@ class Suite:
         return rows
 
     def part_b(self) -> list[Row]:
+        from hmx.judge.registry import MODES
+
+        others = [m for m in MODES if m not in ("logprob", "generate")]  # every other mode of the registry
         modes = ["logprob", "logprob_unpacked"]
-        generate_ready = (ROOT / "hmx" / "judge" / "generate.py").is_file()
+        generate_ready = "generate" in MODES
         if generate_ready:
             modes += ["generate", "generate_budget"]
-        modes += ["binary", "fewshot", "contrastive", "relative", "probe"]
+        modes += others
         completions, repeats = (4, 1) if self.quick else (16, 5)
         argv = ["judges", "--completions", str(completions), "--repeats", str(repeats), "--modes", ",".join(modes)]
         result = self.workload(argv)
@@ -178,17 +181,10 @@ class Suite:
                     f"{speed['generate_budget']:.1f} rows/s: what a judge that uses its full rationale budget costs",
                 )
             )
-        for mode, what in [
-            ("binary", "P(Yes) of the top anchor, one forward row per criterion"),
-            ("fewshot", "binary with 2 labelled example pairs per criterion in the prompt"),
-            ("contrastive", "the reply's likelihood under the top and the bottom anchor: 2 rows per criterion"),
-            ("probe", "logprob's forward with every layer's hidden states returned, a linear head per criterion"),
-            (
-                "relative",
-                f"groups of {result['relative_group']} replies to one prompt compared in one row (as many as "
-                "the tokenizer has single-token letters, at most 8), a row per reply and criterion",
-            ),
-        ]:
+        for mode in others:
+            what = MODES[mode].summary
+            if mode == "relative":
+                what += f" (groups of {result['relative_group']}: the tokenizer's single-token letters, at most 8)"
             rows.append(
                 self.row(
                     "b",

@@ -94,7 +94,7 @@ class ExternalJudgeConfig:
 
 @dataclass
 class JudgeConfig:
-    mode: str = "logprob"  # one of JUDGE_MODES; docs/rubrics.md compares them
+    mode: str = "logprob"  # a row of hmx.judge.registry.MODES (checked there); docs/rubrics.md compares them
     source: str = "self"  # self: the policy judges (mode, weights) | external: the endpoint of judge.external
     panel: bool = False  # also score every batch with the self, frozen-base and external judges; log agreement
     external: ExternalJudgeConfig = field(default_factory=ExternalJudgeConfig)
@@ -153,11 +153,7 @@ class PathsConfig:
     cache_dir: str = "~/.cache/hmx"
 
 
-# Judge modes, declared once (hmx/judge/registry.py builds each).
-JUDGE_MODES = ("logprob", "generate", "binary", "contrastive", "fewshot", "relative", "probe")
-
 CHOICES = {
-    ("judge", "mode"): JUDGE_MODES,
     ("judge", "weights"): ("policy", "base"),
     ("judge", "source"): ("self", "external"),
     ("rubric", "direction"): ("forward", "reverse"),

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 
-from hmx.config import JUDGE_MODES, JudgeConfig, PathsConfig
+from hmx.config import JudgeConfig, PathsConfig
 from hmx.errors import command_errors
 from hmx.judge.authoring import CriterionScore, load_judge_model, load_judge_tokenizer, score
 from hmx.judge.engine.prompts import has_thinking_mode, special_tokens
+from hmx.judge.registry import MODES, mode_options
 from hmx.rubrics.loading import lint, load_checked
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
@@ -51,30 +54,32 @@ def description() -> str:
     return "\n".join([*lines, "", __doc__.split("\n\n", 1)[1].strip()])
 
 
+SHARED_OPTIONS = ("weights", "batch_size")  # the judge options every mode reads that the sub-commands offer
+
+
 def add_judge_options(sub: argparse.ArgumentParser) -> None:
-    """The judge's options, for every sub-command that builds a judge (score, validate)."""
-    sub.add_argument("--mode", choices=JUDGE_MODES, default="logprob")
-    sub.add_argument("--weights", choices=("policy", "base"), default="policy", help="base: a run's adapter off")
-    sub.add_argument("--batch-size", type=int, default=JudgeConfig.batch_size)
-    sub.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)
-    sub.add_argument("--examples", help="fewshot mode: pair file whose dev pairs are the examples")
-    sub.add_argument("--examples-per-criterion", type=int, default=JudgeConfig.examples_per_criterion)
-    sub.add_argument("--contrastive-scale", type=float, default=JudgeConfig.contrastive_scale)
-    sub.add_argument("--probe", help="probe mode: the head file of hmx rubric fit-probe")
+    """``--mode`` and a flag per judge option (``--contrastive-scale`` for ``judge.contrastive_scale``, ...):
+    the shared ones and each mode's, as :data:`hmx.judge.registry.MODES` lists them, defaults from JudgeConfig."""
+    sub.add_argument("--mode", choices=tuple(MODES), default="logprob")
+    defaults, hints = {f.name: f.default for f in dataclasses.fields(JudgeConfig)}, typing.get_type_hints(JudgeConfig)
+    modes: dict[str, list[str]] = {name: [] for name in SHARED_OPTIONS} | mode_options()
+    for name, users in modes.items():
+        default = defaults[name]
+        kind = next(k for k in typing.get_args(hints[name]) or [hints[name]] if k is not type(None))  # int | None: int
+        what = f"{'/'.join(users)} mode: " if users else ""
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            sub.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f"{what}judge.{name}")
+        elif name == "weights":
+            sub.add_argument(flag, choices=("policy", "base"), default=default, help="base: a run's adapter off")
+        else:
+            sub.add_argument(flag, type=kind, default=default, help=f"{what}judge.{name} (default: %(default)s)")
 
 
 def judge_config(args: argparse.Namespace) -> JudgeConfig:
     """The judge config of :func:`add_judge_options`' flags."""
-    return JudgeConfig(
-        mode=args.mode,
-        weights=args.weights,
-        batch_size=args.batch_size,
-        max_rationale_tokens=args.max_rationale_tokens,
-        contrastive_scale=args.contrastive_scale,
-        examples=args.examples,
-        examples_per_criterion=args.examples_per_criterion,
-        probe=args.probe,
-    )
+    options = {name: getattr(args, name) for name in (*SHARED_OPTIONS, *mode_options())}
+    return JudgeConfig(mode=args.mode, **options)
 
 
 def print_scores(rows: list[CriterionScore], mode: str) -> None:
@@ -82,9 +87,9 @@ def print_scores(rows: list[CriterionScore], mode: str) -> None:
     for r in rows:
         shown = "unparseable" if r.score is None else f"{r.score:.3f}"
         probs = "  ".join(f"P({label})={p:.3f}" for label, p in zip(r.labels, r.probs, strict=True))
-        extra = f"  mass={r.label_mass:.3f}" if mode in ("logprob", "binary", "fewshot") else ""
+        extra = f"  mass={r.label_mass:.3f}" if MODES[mode].reads_labels else ""
         print(f"{r.criterion:<{width}}  {shown:>11}  {probs}{extra}")
-        if mode == "generate":
+        if MODES[mode].generates_text:
             print(
                 f"{'':<{width}}  rationale: {r.rationale!r}"
                 if r.score is not None
