@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
-from hmx.config import ConfigError, ModelConfig
+from hmx.config import ConfigError, ModelConfig, parse_node
 
 
 @dataclass(frozen=True)
@@ -63,11 +61,7 @@ class SuiteConfig:
 
 def suite_config(cfg: DictConfig) -> SuiteConfig:
     """The ``suite`` node merged into its schema; unknown keys, wrong types and unknown benchmarks fail."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(SuiteConfig), cfg.get("suite") or {})
-        suite: Any = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"config node 'suite': {getattr(err, 'msg', err)}") from None
+    suite = parse_node(SuiteConfig, cfg.get("suite"), "suite")
     if suite.benchmarks is None:
         suite.benchmarks = list(BENCHMARKS)
     unknown = [name for name in suite.benchmarks if name not in BENCHMARKS]
