@@ -87,9 +87,8 @@ class JudgePanel(JudgeBase):
             self.members[name].check_model(model)
 
     def attach_vllm(self, vllm_generation: Any) -> str:
-        """Each self member takes the engine where it can (the base member cannot: vLLM holds merged weights)."""
-        self.self_judge.attach_vllm(vllm_generation)
-        self.members["base"].attach_vllm(vllm_generation)
+        """The self member takes the engine where it can; the base member never can (vLLM holds the merged
+        policy weights, the adapter cannot be switched off there), so it is not asked (no warning each run)."""
         return self.members["self"].attach_vllm(vllm_generation)
 
     def with_weights(self, weights: str) -> Judge:
