@@ -1,11 +1,12 @@
 # hmx: the two commands of the README quick start, and the checks CI runs.
 #   make train   set up .venv (CPU torch first) and run `hmx train` on its embedded CPU default
-#   make test    set up .venv and run ruff, mypy and the test suite
+#   make test    set up .venv and run ruff, mypy, the layer rules (lint-imports) and the test suite
+#   make test-fast  the inner loop: ruff, then the unit tests and the tiny-model judge/rubric/input tests
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hmx-installed
 
-.PHONY: setup train test lint
+.PHONY: setup train test test-fast lint
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -23,7 +24,17 @@ lint: setup
 	$(VENV)/bin/ruff check hmx tests $(wildcard benchmarks) notebooks
 	$(VENV)/bin/ruff format --check hmx tests $(wildcard benchmarks) notebooks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports   # layer rules: [tool.importlinter] in pyproject.toml
 
 test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+# unit tests and the tiny-model integration tests of the judge, the rubric CLI and bad input (not `slow`);
+# CI runs everything through `make test`
+FAST_TESTS := tests/unit $(addprefix tests/integration/,test_judge_panel.py test_judge_drift.py \
+  test_judge_modes.py test_probe_judge.py test_rubric_cli.py test_bad_input.py test_reward_faults.py \
+  test_startup_checks.py)
+test-fast: setup
+	$(VENV)/bin/ruff check hmx tests $(wildcard benchmarks) notebooks
+	$(PY) -m pytest -q -m "not slow" $(FAST_TESTS) $(PYTEST_ARGS)

@@ -28,6 +28,7 @@ from transformers import TrainerCallback
 
 import hmx.train
 from hmx.judge.modes.logprob import Verdicts
+from hmx.judge.registry import MODES
 from hmx.rewards.self_judge import SelfJudgeRewards
 
 STATUS = Path("/proc/self/status")
@@ -182,7 +183,7 @@ def judge_inputs(tokenizer, completions: int, completion_tokens: int, seed: int 
     return prompts[:completions], tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
-JUDGE_MODES = ("binary", "fewshot", "contrastive", "relative", "probe")  # built by hmx.judge.registry.build_judge
+JUDGE_MODES = tuple(m for m in MODES if m not in ("logprob", "generate"))  # the rest of the registry's modes
 GROUP = 8  # relative mode: replies per GRPO group (part (a)'s G), at most as many as the tokenizer has letters
 
 

@@ -9,12 +9,14 @@ unknown key or a wrong type fails with the node's name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hmx.errors import InputError
+
+T = TypeVar("T")
 
 
 class ConfigError(InputError):
@@ -94,7 +96,7 @@ class ExternalJudgeConfig:
 
 @dataclass
 class JudgeConfig:
-    mode: str = "logprob"  # one of JUDGE_MODES; docs/rubrics.md compares them
+    mode: str = "logprob"  # a row of hmx.judge.registry.MODES (checked there); docs/rubrics.md compares them
     source: str = "self"  # self: the policy judges (mode, weights) | external: the endpoint of judge.external
     panel: bool = False  # also score every batch with the self, frozen-base and external judges; log agreement
     external: ExternalJudgeConfig = field(default_factory=ExternalJudgeConfig)
@@ -169,11 +171,7 @@ class PathsConfig:
     cache_dir: str = "~/.cache/hmx"
 
 
-# Judge modes, declared once (hmx/judge/registry.py builds each).
-JUDGE_MODES = ("logprob", "generate", "binary", "contrastive", "fewshot", "relative", "probe")
-
 CHOICES = {
-    ("judge", "mode"): JUDGE_MODES,
     ("judge", "weights"): ("policy", "base"),
     ("judge", "source"): ("self", "external"),
     ("rubric", "direction"): ("forward", "reverse"),
@@ -206,14 +204,25 @@ SCHEMAS: dict[str, type] = {
 }
 
 
+def parse_node(schema: type[T], node: Any, name: str) -> T:
+    """``node`` (an OmegaConf node, a dict, or None: the defaults) merged into the dataclass ``schema``.
+
+    The one config parser of hmx (``typed_node``, ``suite``, ``probes``): an unknown key or a wrong type
+    is a ConfigError naming the field, ``config field '<name>.<key>': ...``.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node if node is not None else {})
+        return cast(T, OmegaConf.to_object(merged))
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        where = f"config field '{name}.{key}'" if key else f"config node '{name}'"
+        message = str(getattr(err, "msg", err)).split("\n")[0]  # OmegaConf's own lines repeat the key
+        raise ConfigError(f"{where}: {message}") from None
+
+
 def typed_node(cfg: DictConfig, name: str) -> Any:
     """Merge ``cfg[name]`` into its schema and return the dataclass instance."""
-    schema = SCHEMAS[name]
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[name])
-        node = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"config node '{name}': {err.msg if hasattr(err, 'msg') else err}") from None
+    node: Any = parse_node(SCHEMAS[name], cfg[name], name)
     for (group, key), allowed in CHOICES.items():
         if group == name and getattr(node, key) not in allowed:
             raise ConfigError(f"config field '{name}.{key}': must be one of {allowed}, got {getattr(node, key)!r}")

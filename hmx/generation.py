@@ -123,7 +123,7 @@ def check_generation(args: GRPOConfig, tokenizer: PreTrainedTokenizerBase, promp
         prompt_texts(tokenizer, prompts),
         judge.texts([""], [""]),  # the judge template around an empty prompt and completion
         args.max_completion_length or 512,  # 512: TRL's default
-        judge.cfg.max_rationale_tokens,
+        judge.verdict_tokens(),
     )
     check_model_length(args, required)
 
@@ -158,7 +158,7 @@ def check_context(
     cfg = judge.cfg
     template = longest_tokens(tokenizer, judge.texts([""], [""]))
     quoted = longest_tokens(tokenizer, [message_text(p)[: cfg.max_prompt_chars] for p in prompts])
-    verdict = cfg.max_rationale_tokens if cfg.mode == "generate" else 1
+    verdict = judge.verdict_tokens()
     total = template + quoted + completion + verdict
     if total > context:
         raise ConfigError(

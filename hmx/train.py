@@ -28,7 +28,6 @@ from hmx.errors import command_errors
 from hmx.evaluation.probes import SideEffectProbes, probes_config
 from hmx.generation import check_context, check_generation, model_context, resolve_generation
 from hmx.judge.modes.external import check_reachable
-from hmx.judge.modes.generate import GenerateJudge
 from hmx.judge.registry import build_judge
 from hmx.judge.validity.preflight import check_judge, pairs_to_check
 from hmx.models import load_model, load_tokenizer, lora_config
@@ -103,8 +102,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     check_reward_weights(rubric, guards_cfg)
     model = load_model(model_cfg, paths.cache_dir)
     check_context(args, tokenizer, train_dataset["prompt"], judge.judge, model_context(model.config))
-    if (check_model := getattr(judge.judge, "check_model", None)) is not None:
-        check_model(model)  # probe mode: a head fitted on another model's shape fails here
+    judge.judge.check_model(model)  # probe mode: a head fitted on another model's shape fails here
     if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here
         build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
         cast(torch.nn.Module, model).to(args.device)
@@ -128,11 +126,9 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             callbacks=[MetricsFile(run_dir), PickleFreeCheckpoints(), *callbacks],
         )
         judge.bind(cast(torch.nn.Module, trainer.model), trainer.accelerator.device)
-        if isinstance(judge.judge, GenerateJudge):
-            judge.judge.attach_vllm(getattr(trainer, "vllm_generation", None))
+        judge.judge.attach_vllm(trainer.vllm_generation if args.use_vllm else None)  # generate mode (a panel's too)
         if drift_probes:  # judge/drift/*: a monitor of the judge pass, logged through TRL's log_metric
-            monitored = getattr(judge.judge, "self_judge", judge.judge)  # a panel's self-judge
-            judges = drift_judges(rubric, tokenizer, judge_cfg, monitored)
+            judges = drift_judges(rubric, tokenizer, judge_cfg, judge.judge)
             judge.monitors.append(JudgeDriftMonitor(judges, drift_probes, judge_cfg.drift_steps))
         # audit/*: the reward-hacking audit, a monitor of the same pass; its thresholds warn on rank 0
         judge.monitors.append(build_audit(audit_cfg, rubric, tokenizer, judge_cfg, lambda: judge.last, minimal_pairs))

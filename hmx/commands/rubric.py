@@ -1,16 +1,4 @@
-"""``hmx rubric``: the rubric author's loop (docs/rubrics.md).
-
-hmx rubric lint PATH...                      schema + template checks; exit 0 clean, 1 otherwise
-hmx rubric show NAME [--mode generate]       the judge prompt for a sample completion, as --model's judge sees it
-hmx rubric score --rubric NAME --model tiny --prompt P --completion C [--mode generate] [--json]
-                                             per-criterion expected score and label probabilities
-                                             (generate mode: the verdict and its rationale)
-hmx rubric validate --rubric NAME --model M --pairs FILE [--mode contrastive] [--split test] [--json]
-                                             does the judge rank labelled pairs? accuracy per criterion
-                                             with a 95% interval, ties, spread, length bias, heuristics
-hmx rubric fit-probe --rubric NAME --model M --pairs FILE --split dev --out PROBE.safetensors
-                                             fit probe mode's heads on labelled pairs (validate with
-                                             --mode probe --probe PROBE.safetensors on another split)
+"""``hmx rubric``: the rubric author's loop (docs/rubrics.md); its sub-commands are the rows of :data:`SUBCOMMANDS`.
 
 NAME is a shipped rubric (``hmx_feel``) or a path to a YAML file. ``--model`` is a preset of conf/model, a hub id, a
 local model directory, ``tiny``, or a run directory from ``hmx train`` (its adapter on).
@@ -20,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 
-from hmx.config import JUDGE_MODES, ConfigError, JudgeConfig, PathsConfig
+from hmx.config import ConfigError, JudgeConfig, PathsConfig
 from hmx.errors import command_errors
 from hmx.judge.authoring import CriterionScore, load_judge_model, load_judge_tokenizer, score
 from hmx.judge.engine.prompts import has_thinking_mode, special_tokens
+from hmx.judge.registry import MODES, mode_options
 from hmx.rubrics.loading import lint, load_checked
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
@@ -36,15 +27,69 @@ from hmx.rubrics.schema import Criterion, Rubric, RubricError
 SAMPLE_PROMPT = "I finally finished the marathon I trained a year for!"
 SAMPLE_COMPLETION = "Congratulations! I'm genuinely delighted for you - a year of training is a real commitment."
 
+# sub-command: (one-line help, usage); `hmx rubric --help` lists every row
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "lint": ("check rubric files (exit 0 when all are clean)", "lint PATH..."),
+    "show": ("print the rendered judge prompt for a sample completion", "show NAME [--mode generate]"),
+    "score": (
+        "score one completion with a model: per-criterion score and label probabilities (generate: the rationale)",
+        "score --rubric NAME --model tiny --prompt P --completion C [--mode MODE] [--json]",
+    ),
+    "validate": (
+        "pairwise accuracy of the judge on labelled pairs, per criterion with a 95% interval and heuristics",
+        "validate --rubric NAME --model M --pairs FILE [--mode MODE] [--split test] [--json]",
+    ),
+    "fit-probe": (
+        "fit probe mode's per-criterion heads on labelled pairs (validate them on another split)",
+        "fit-probe --rubric NAME --model M --pairs FILE --split dev --out PROBE.safetensors",
+    ),
+}
+
+
+def description() -> str:
+    """The sub-commands, one usage line and its help each (the top of ``hmx rubric --help``)."""
+    lines = ["sub-commands:"]
+    for usage, text in ((u, h) for h, u in SUBCOMMANDS.values()):
+        lines += [f"  hmx rubric {usage}", f"      {text}"]
+    return "\n".join([*lines, "", __doc__.split("\n\n", 1)[1].strip()])
+
+
+SHARED_OPTIONS = ("weights", "batch_size")  # the judge options every mode reads that the sub-commands offer
+
+
+def add_judge_options(sub: argparse.ArgumentParser) -> None:
+    """``--mode`` and a flag per judge option (``--contrastive-scale`` for ``judge.contrastive_scale``, ...):
+    the shared ones and each mode's, as :data:`hmx.judge.registry.MODES` lists them, defaults from JudgeConfig."""
+    sub.add_argument("--mode", choices=tuple(MODES), default="logprob")
+    defaults, hints = {f.name: f.default for f in dataclasses.fields(JudgeConfig)}, typing.get_type_hints(JudgeConfig)
+    modes: dict[str, list[str]] = {name: [] for name in SHARED_OPTIONS} | mode_options()
+    for name, users in modes.items():
+        default = defaults[name]
+        kind = next(k for k in typing.get_args(hints[name]) or [hints[name]] if k is not type(None))  # int | None: int
+        what = f"{'/'.join(users)} mode: " if users else ""
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            sub.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f"{what}judge.{name}")
+        elif name == "weights":
+            sub.add_argument(flag, choices=("policy", "base"), default=default, help="base: a run's adapter off")
+        else:
+            sub.add_argument(flag, type=kind, default=default, help=f"{what}judge.{name} (default: %(default)s)")
+
+
+def judge_config(args: argparse.Namespace) -> JudgeConfig:
+    """The judge config of :func:`add_judge_options`' flags."""
+    options = {name: getattr(args, name) for name in (*SHARED_OPTIONS, *mode_options())}
+    return JudgeConfig(mode=args.mode, **options)
+
 
 def print_scores(rows: list[CriterionScore], mode: str) -> None:
     width = max(len(r.criterion) for r in rows)
     for r in rows:
         shown = "unparseable" if r.score is None else f"{r.score:.3f}"
         probs = "  ".join(f"P({label})={p:.3f}" for label, p in zip(r.labels, r.probs, strict=True))
-        extra = f"  mass={r.label_mass:.3f}" if mode in ("logprob", "binary", "fewshot") else ""
+        extra = f"  mass={r.label_mass:.3f}" if MODES[mode].reads_labels else ""
         print(f"{r.criterion:<{width}}  {shown:>11}  {probs}{extra}")
-        if mode == "generate":
+        if MODES[mode].generates_text:
             print(
                 f"{'':<{width}}  rationale: {r.rationale!r}"
                 if r.score is not None
@@ -54,32 +99,23 @@ def print_scores(rows: list[CriterionScore], mode: str) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="hmx rubric", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="hmx rubric", description=description(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    p_lint = commands.add_parser("lint", help="check rubric files (exit 0 when all are clean)")
-    p_lint.add_argument("paths", nargs="+", metavar="PATH")
-    p_show = commands.add_parser("show", help="print the rendered judge prompt for a sample completion")
+    subs = {name: commands.add_parser(name, help=text.replace("%", "%%")) for name, (text, _) in SUBCOMMANDS.items()}
+    p_show, p_score, p_validate, p_fit = subs["show"], subs["score"], subs["validate"], subs["fit-probe"]
+    subs["lint"].add_argument("paths", nargs="+", metavar="PATH")
     p_show.add_argument("name", metavar="NAME", help="shipped rubric name or path")
     p_show.add_argument("--criterion", help="only this criterion (default: all)")
-    for sub in (p_show, p_score := commands.add_parser("score", help="score one completion with a model")):
-        sub.add_argument("--mode", choices=("logprob", "generate") if sub is p_show else JUDGE_MODES, default="logprob")
+    p_show.add_argument("--mode", choices=("logprob", "generate"), default="logprob")
+    for sub in (p_show, p_score):
         sub.add_argument("--prompt", default=SAMPLE_PROMPT)
         sub.add_argument("--completion", default=SAMPLE_COMPLETION)
+    for sub in (p_show, p_score, p_validate):
         sub.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
-    p_validate = commands.add_parser("validate", help="pairwise accuracy of the judge on labelled pairs")
     p_validate.add_argument("--pairs", required=True, help="labelled pair file (jsonl; see docs/rubrics.md)")
     p_validate.add_argument("--split", help="only the pairs of this split (e.g. test)")
-    p_validate.add_argument("--mode", choices=JUDGE_MODES, default="logprob")
-    p_validate.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
-    p_validate.add_argument("--examples", help="fewshot mode: pair file whose dev pairs are the examples")
-    p_validate.add_argument("--examples-per-criterion", type=int, default=JudgeConfig.examples_per_criterion)
-    p_validate.add_argument("--contrastive-scale", type=float, default=JudgeConfig.contrastive_scale)
-    p_validate.add_argument("--batch-size", type=int, default=JudgeConfig.batch_size)
     p_validate.add_argument("--min-accuracy", type=float, help="exit 1 when the overall accuracy is below this")
-    for sub in (p_score, p_validate):
-        sub.add_argument("--probe", help="probe mode: the head file of hmx rubric fit-probe")
-    p_fit = commands.add_parser("fit-probe", help="fit probe mode's per-criterion heads on labelled pairs")
     p_fit.add_argument("--pairs", required=True, help="labelled pair file (jsonl) to fit on")
     p_fit.add_argument("--split", help="only the pairs of this split (e.g. dev); keep another for validate")
     p_fit.add_argument("--out", required=True, help="the probe file to write (.safetensors)")
@@ -93,11 +129,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--model", default="tiny", help="preset (smollm2-135m, tiny), hub id, model dir or run dir")
         sub.add_argument("--cache-dir", default=PathsConfig.cache_dir, help="where the tiny model is built")
     for sub in (p_score, p_validate):
-        sub.add_argument("--weights", choices=("policy", "base"), default="policy", help="base: a run's adapter off")
-        sub.add_argument("--max-rationale-tokens", type=int, default=JudgeConfig.max_rationale_tokens)
-        sub.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
+        add_judge_options(sub)
         sub.add_argument("--json", action="store_true", help="print the results as JSON")
-    p_fit.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
+    for sub in (p_score, p_validate, p_fit):
+        sub.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
     return parser.parse_args(argv)
 
 
@@ -121,16 +156,7 @@ def run_validate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--min-accuracy {args.min_accuracy}: must be within [0, 1] (a share of the pairs)")
     rubric = load_checked(args.rubric, args.extra)
     pairs = load_pairs(args.pairs, rubric, args.split)
-    cfg = JudgeConfig(
-        mode=args.mode,
-        weights=args.weights,
-        batch_size=args.batch_size,
-        max_rationale_tokens=args.max_rationale_tokens,
-        contrastive_scale=args.contrastive_scale,
-        examples=args.examples,
-        examples_per_criterion=args.examples_per_criterion,
-        probe=args.probe,
-    )
+    cfg = judge_config(args)
     same_file = args.examples and Path(args.examples).resolve() == Path(args.pairs).resolve()
     if args.mode == "fewshot" and same_file and args.split in (None, "dev"):
         print(
@@ -193,9 +219,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout
         model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device)
-        cfg = JudgeConfig(
-            mode=args.mode, weights=args.weights, max_rationale_tokens=args.max_rationale_tokens, probe=args.probe
-        )
+        cfg = judge_config(args)
         loaded = time.perf_counter()
         rows = score(rubric, model, tokenizer, args.prompt, [args.completion], cfg)[0]
     if args.json:

@@ -21,17 +21,11 @@ from lm_eval import simple_evaluate
 from lm_eval.api.model import LM
 from lm_eval.tasks import TaskManager
 
-from hmx.evaluation.suite import BENCHMARK_TASKS, SuiteConfig
+from hmx.evaluation.suite import BENCHMARK_TASKS, BENCHMARKS, SuiteConfig
 from hmx.evaluation.tasks import TASKS_DIR
 
-# suite name → the lm-eval metrics reported as headline numbers (lm-eval's "<metric>,none" keys)
-HEADLINE_METRICS = {
-    "truthfulqa_mc1": ["acc"],
-    "truthfulqa_mc2": ["acc"],
-    "bbq": ["acc", "accuracy_amb", "accuracy_disamb", "amb_bias_score", "disamb_bias_score"],
-    "eq_bench": ["eqbench", "percent_parseable"],
-    **{name: ["acc"] for name in BENCHMARK_TASKS if name.startswith("emobench_")},
-}
+# suite name → the lm-eval metrics reported as headline numbers (the BENCHMARKS table's rows)
+HEADLINE_METRICS = {name: list(benchmark.headline) for name, benchmark in BENCHMARKS.items()}
 # joint EmoBench EU score: (emotion task, cause task) → its name; computed when both ran
 EU_BOTH = {
     "emobench_eu_both": ("emobench_eu_emotion", "emobench_eu_cause"),

@@ -23,7 +23,7 @@ from hmx.data import load_prompts
 from hmx.decoding import greedy_decode
 from hmx.evaluation.suite import ExpressionConfig
 from hmx.judge.protocol import Judge
-from hmx.judge.registry import build_judge
+from hmx.judge.registry import build_judge, scoring_config
 from hmx.models import load_model, load_tokenizer
 from hmx.rubrics.schema import Rubric
 
@@ -94,7 +94,7 @@ def run_expression(
     prompts = eval_prompts(data, cfg.limit)
     answers = generate_answers(model, tokenizer, prompts, cfg)
     # the run's judge mode, except generate (a rationale per answer): its logprob form scores the same rubric
-    judge_cfg = replace(judge_cfg, weights="policy", mode="logprob" if judge_cfg.mode == "generate" else judge_cfg.mode)
+    judge_cfg = scoring_config(replace(judge_cfg, weights="policy"))
     self_judge = build_judge(rubric, tokenizer, judge_cfg)
     judged = {"self": judge_scores(self_judge, model, prompts, answers, model.device)}
     if cfg.external_judge is not None:

@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
-from hmx.config import ConfigError
+from hmx.config import ConfigError, parse_node
 from hmx.evaluation.suite import ExpressionConfig, SuiteConfig, SycophancyConfig
 from hmx.evaluation.tasks.datasets import data_root, truthfulqa_mc
 from hmx.tracking import is_main_process
@@ -59,11 +58,7 @@ class ProbesConfig:
 
 def probes_config(cfg: DictConfig) -> ProbesConfig:
     """The ``probes`` node merged into its schema and checked; the data is located now, before any run starts."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(ProbesConfig), cfg.get("probes") or {})
-        probes: Any = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"config node 'probes': {getattr(err, 'msg', err)}") from None
+    probes = parse_node(ProbesConfig, cfg.get("probes"), "probes")
     for name in ("steps", "truthfulqa", "sycophancy"):
         if getattr(probes, name) < 0:
             raise ConfigError(f"config field 'probes.{name}': must be >= 0 (0: off), got {getattr(probes, name)}")

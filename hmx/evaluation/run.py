@@ -7,7 +7,7 @@ hmx eval model=qwen3-4b suite=full                a base model, every document (
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from hmx.evaluation.suite import suite_config
 from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
 from hmx.evaluation.target import load_target, resolve_target
 from hmx.evaluation.tasks.datasets import data_source
-from hmx.judge.registry import build_judge
+from hmx.judge.registry import build_judge, scoring_config
 from hmx.resources import CONF_DIR, warn_shadowed_configs
 from hmx.rubrics.loading import load_checked
 
@@ -49,9 +49,7 @@ def run(cfg: DictConfig) -> Path:
         criteria = ", ".join(c.name + " (guard)" * c.guard for c in rubric.criteria)
         print(f"hmx eval: expression scored by {rubric.source} (forward): {criteria}", flush=True)
         # the judge builds (labels single tokens, examples readable) before any benchmark runs
-        build_judge(
-            rubric, tokenizer, replace(judge_cfg, mode="logprob" if judge_cfg.mode == "generate" else judge_cfg.mode)
-        )
+        build_judge(rubric, tokenizer, scoring_config(judge_cfg))
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
 
     metrics: dict[str, dict[str, Any]] = {}

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
-from hmx.config import ConfigError, ModelConfig
+from hmx.config import ConfigError, ModelConfig, parse_node
 
-# suite name → lm-eval task name (hmx/evaluation/tasks/<task>.yaml)
-BENCHMARK_TASKS = {
-    "truthfulqa_mc1": "hmx_truthfulqa_mc1",
-    "truthfulqa_mc2": "hmx_truthfulqa_mc2",
-    "bbq": "hmx_bbq",
-    "eq_bench": "hmx_eq_bench",
-    "emobench_eu_emotion": "hmx_emobench_eu_emotion",
-    "emobench_eu_cause": "hmx_emobench_eu_cause",
-    "emobench_ea": "hmx_emobench_ea",
-    "emobench_eu_emotion_zh": "hmx_emobench_eu_emotion_zh",
-    "emobench_eu_cause_zh": "hmx_emobench_eu_cause_zh",
-    "emobench_ea_zh": "hmx_emobench_ea_zh",
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark of ``hmx eval``: its lm-eval task and the metrics reported as headline numbers."""
+
+    task: str  # lm-eval task name: hmx/evaluation/tasks/<task>.yaml
+    headline: tuple[str, ...] = ("acc",)  # lm-eval metric names ("<metric>,none" keys of its results)
+
+
+# The benchmarks, in one table: a new one is its task YAML and one row (suite.benchmarks unset runs them all).
+BENCHMARKS: dict[str, Benchmark] = {
+    "truthfulqa_mc1": Benchmark("hmx_truthfulqa_mc1"),
+    "truthfulqa_mc2": Benchmark("hmx_truthfulqa_mc2"),
+    "bbq": Benchmark("hmx_bbq", ("acc", "accuracy_amb", "accuracy_disamb", "amb_bias_score", "disamb_bias_score")),
+    "eq_bench": Benchmark("hmx_eq_bench", ("eqbench", "percent_parseable")),
+    "emobench_eu_emotion": Benchmark("hmx_emobench_eu_emotion"),
+    "emobench_eu_cause": Benchmark("hmx_emobench_eu_cause"),
+    "emobench_ea": Benchmark("hmx_emobench_ea"),
+    "emobench_eu_emotion_zh": Benchmark("hmx_emobench_eu_emotion_zh"),
+    "emobench_eu_cause_zh": Benchmark("hmx_emobench_eu_cause_zh"),
+    "emobench_ea_zh": Benchmark("hmx_emobench_ea_zh"),
 }
+BENCHMARK_TASKS = {name: benchmark.task for name, benchmark in BENCHMARKS.items()}  # suite name → lm-eval task
 
 
 @dataclass
@@ -43,7 +51,7 @@ class ExpressionConfig:
 
 @dataclass
 class SuiteConfig:
-    benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARK_TASKS))
+    benchmarks: list[str] | None = None  # rows of BENCHMARKS; null (unset): every one; []: none
     limit: int | None = None  # documents per benchmark (lm-eval's --limit); null: all
     batch_size: int = 8  # lm-eval's batch size
     apply_chat_template: bool = False  # lm-eval's default: plain prompts
@@ -53,14 +61,12 @@ class SuiteConfig:
 
 def suite_config(cfg: DictConfig) -> SuiteConfig:
     """The ``suite`` node merged into its schema; unknown keys, wrong types and unknown benchmarks fail."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(SuiteConfig), cfg.get("suite") or {})
-        suite: Any = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"config node 'suite': {getattr(err, 'msg', err)}") from None
-    unknown = [name for name in suite.benchmarks if name not in BENCHMARK_TASKS]
+    suite = parse_node(SuiteConfig, cfg.get("suite"), "suite")
+    if suite.benchmarks is None:
+        suite.benchmarks = list(BENCHMARKS)
+    unknown = [name for name in suite.benchmarks if name not in BENCHMARKS]
     if unknown:
-        raise ConfigError(f"config field 'suite.benchmarks': unknown {unknown}; choose from {sorted(BENCHMARK_TASKS)}")
+        raise ConfigError(f"config field 'suite.benchmarks': unknown {unknown}; choose from {sorted(BENCHMARKS)}")
     for name, value in [
         ("suite.limit", suite.limit),
         ("suite.sycophancy.limit", suite.sycophancy.limit),

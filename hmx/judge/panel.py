@@ -17,17 +17,16 @@ call schedule (every rank scores its own rows with the same N), so the panel is 
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import torch
 
 from hmx.config import JudgeConfig
-from hmx.judge.protocol import Judge
+from hmx.judge.protocol import Judge, JudgeBase
 from hmx.judge.verdicts import Verdicts
 from hmx.rubrics.schema import Rubric
 
@@ -56,22 +55,20 @@ def agreement(rubric: Rubric, scores: dict[str, torch.Tensor]) -> dict[str, floa
     return metrics
 
 
-def with_weights(judge: Judge, weights: str) -> Judge:
-    """A shallow copy of a self-judge scoring with ``weights`` (the original is never changed)."""
-    variant = copy.copy(judge)
-    variant.cfg = dataclasses.replace(judge.cfg, weights=weights)
-    return variant
+class JudgePanel(JudgeBase):
+    """A :class:`~hmx.judge.protocol.Judge` whose verdicts are the reward judge's; the others are compared.
 
-
-class JudgePanel:
-    """A :class:`~hmx.judge.registry.Judge` whose verdicts are the reward judge's; the others are compared."""
+    Every hook of the protocol is forwarded: those about the policy's model (``texts``, ``verdict_tokens``,
+    ``check_model``, ``attach_vllm``, ``with_weights``) to the self-judge members, ``last_metrics`` from
+    the external member and the agreement of the last batch.
+    """
 
     def __init__(self, self_judge: Judge, external: Judge, cfg: JudgeConfig):
         self.rubric, self.cfg = self_judge.rubric, cfg
-        self.self_judge = self_judge  # the drift monitor and the start-up checks use this one
+        self.self_judge = self_judge
         self.members: dict[str, Judge] = {
-            "self": with_weights(self_judge, "policy"),
-            "base": with_weights(self_judge, "base"),
+            "self": self_judge.with_weights("policy"),
+            "base": self_judge.with_weights("base"),
             "external": external,
         }
         self.reward = "external" if cfg.source == "external" else ("base" if cfg.weights == "base" else "self")
@@ -79,14 +76,31 @@ class JudgePanel:
 
     def texts(self, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
         """The self-judge's inputs: the ones that must fit the policy's context."""
-        return self.self_judge.texts(prompts, completions)  # type: ignore[attr-defined]
+        return self.self_judge.texts(prompts, completions)
+
+    def verdict_tokens(self) -> int:
+        return self.self_judge.verdict_tokens()
+
+    def check_model(self, model: torch.nn.Module) -> None:
+        self.self_judge.check_model(model)
+        for name in ("self", "base"):
+            self.members[name].check_model(model)
+
+    def attach_vllm(self, vllm_generation: Any) -> str:
+        """The self member takes the engine where it can; the base member never can (vLLM holds the merged
+        policy weights, the adapter cannot be switched off there), so it is not asked (no warning each run)."""
+        return self.members["self"].attach_vllm(vllm_generation)
+
+    def with_weights(self, weights: str) -> Judge:
+        """The self-judge with ``weights``: no external member, no second panel (the drift monitor's judges)."""
+        return self.self_judge.with_weights(weights)
 
     def score(
         self, model: torch.nn.Module, prompts: Sequence[str], completions: Sequence[str], device: torch.device
     ) -> Verdicts:
         verdicts = {name: judge.score(model, prompts, completions, device) for name, judge in self.members.items()}
         self.last_metrics = {
-            **getattr(self.members["external"], "last_metrics", {}),
+            **self.members["external"].last_metrics,
             **agreement(self.rubric, {name: v.scores for name, v in verdicts.items()}),
         }
         return verdicts[self.reward]

@@ -1,74 +1,136 @@
-"""The one place a judge is built from its config (the protocol: :mod:`hmx.judge.protocol`).
+"""The judge modes in one table, and the one place a judge is built from its config.
 
-Modes (``judge.mode``, declared in :data:`hmx.config.JUDGE_MODES`):
+Each row of :data:`MODES` names its class lazily (``"module:Class"``, lm-eval's registry pattern: a
+mode's module is imported only when a config asks for it), its own options (``judge.<option>``
+fields of :class:`~hmx.config.JudgeConfig`) and its traits. Config validation (``judge.mode``), the
+``hmx rubric`` choices and flags, evaluation and the benchmarks read this table; adding a mode is
+its module under ``hmx/judge/modes/``, one row here and its preset in ``conf/judge/``.
 
-- ``logprob``: expected score over the rubric's labels (:mod:`hmx.judge.modes.logprob`);
-- ``generate``: a rationale, then ``Score: N`` (:mod:`hmx.judge.modes.generate`);
-- ``binary``: P(Yes) that the reply matches the criterion's top anchor (:mod:`hmx.judge.modes.binary`);
-- ``fewshot``: binary, with labelled examples from ``judge.examples`` in the prompt;
-- ``contrastive``: the reply's likelihood under the top vs the bottom anchor (:mod:`hmx.judge.modes.contrastive`);
-- ``relative``: a group's replies compared in one prompt, in every rotation (:mod:`hmx.judge.modes.relative`);
-- ``probe``: a head fitted on labelled pairs reads the judge prompt's hidden state (:mod:`hmx.judge.modes.probe`).
+Sources (``judge.source``): ``self`` (a mode of :data:`MODES`, with the policy's weights) or
+``external`` (an OpenAI-compatible endpoint, :data:`EXTERNAL`); ``judge.panel=true`` wraps both and
+the frozen base judge in a :data:`PANEL` that logs their agreement.
 
-Sources (``judge.source``): ``self`` (the modes above, with the policy's weights) or ``external``
-(an OpenAI-compatible endpoint, :mod:`hmx.judge.modes.external`); ``judge.panel=true`` wraps both and the
-frozen base judge in a :class:`~hmx.judge.panel.JudgePanel` that logs their agreement.
-
-Every self-judge mode scores with the weights it is given (the policy's; ``judge.weights=base`` turns the
-adapter off), makes a number of forward calls fixed by N, C, ``judge.batch_size`` and the config
+Every self-judge mode scores with the weights it is given (the policy's; ``judge.weights=base`` turns
+the adapter off), makes a number of forward calls fixed by N, C, ``judge.batch_size`` and the config
 (ZeRO-3), quotes the completion defused, and returns NaN for a fault (a neutral reward).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from hmx.config import JUDGE_MODES, ConfigError, JudgeConfig
+from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.protocol import Judge
 from hmx.rubrics.schema import Rubric
 
 
+def _load(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One judge mode: where its class is, what it reads, which options it has and what it is."""
+
+    target: str  # "module:Class", imported when a config asks for the mode
+    summary: str  # what the mode reads, in one line (docs, benchmarks, `hmx rubric --help`)
+    options: tuple[str, ...] = ()  # its own JudgeConfig fields, beyond the shared ones
+    generates_text: bool = False  # writes its verdict (judge.max_rationale_tokens, vLLM); else reads logits
+    reads_labels: bool = False  # its score is an expectation over the rubric's label tokens (label mass)
+    needs_fitted_weights: bool = False  # supervised: a head fitted on labelled pairs (hmx rubric fit-probe)
+    kwargs: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of the class
+
+    def load(self) -> Any:
+        """The mode's class (its module imported now)."""
+        return _load(self.target)
+
+
+MODES: dict[str, Mode] = {
+    "logprob": Mode(
+        "hmx.judge.modes.logprob:LogprobJudge",
+        "expected score over the rubric's labels after a pre-filled 'Score: ' (G-Eval), one forward pass",
+        options=("max_batch_tokens", "prefix_cache"),
+        reads_labels=True,
+    ),
+    "generate": Mode(
+        "hmx.judge.modes.generate:GenerateJudge",
+        "the model writes a short rationale, then 'Score: N', parsed strictly",
+        options=("max_rationale_tokens",),
+        generates_text=True,
+    ),
+    "binary": Mode(
+        "hmx.judge.modes.binary:BinaryJudge",
+        "P(Yes) that the reply matches the criterion's top anchor, one forward row per criterion",
+        reads_labels=True,
+    ),
+    "fewshot": Mode(
+        "hmx.judge.modes.binary:BinaryJudge",
+        "binary, with labelled example pairs (the dev split of judge.examples) in the prompt",
+        options=("examples", "examples_per_criterion"),
+        reads_labels=True,
+        kwargs={"fewshot": True},
+    ),
+    "contrastive": Mode(
+        "hmx.judge.modes.contrastive:ContrastiveJudge",
+        "the reply's likelihood under the top vs the bottom anchor: 2 rows per criterion",
+        options=("contrastive_scale",),
+    ),
+    "relative": Mode(
+        "hmx.judge.modes.relative:RelativeJudge",
+        "a group's replies compared in one prompt, in every rotation",
+    ),
+    "probe": Mode(
+        "hmx.judge.modes.probe:ProbeJudge",
+        "a linear head per criterion, fitted on labelled pairs, reads the judge prompt's hidden state",
+        options=("probe",),
+        needs_fitted_weights=True,
+    ),
+}
+JUDGE_MODES = tuple(MODES)
+EXTERNAL = "hmx.judge.modes.external:ExternalJudge"  # judge.source=external
+PANEL = "hmx.judge.panel:JudgePanel"  # judge.panel=true
+
+
+def mode_of(name: str) -> Mode:
+    """The row of ``judge.mode``; a name not in the table is a ConfigError naming the field."""
+    if name not in MODES:
+        raise ConfigError(f"config field 'judge.mode': must be one of {JUDGE_MODES}, got {name!r}")
+    return MODES[name]
+
+
+def mode_options() -> dict[str, list[str]]:
+    """Each per-mode option and the modes that read it (``hmx rubric``'s flags are derived from it)."""
+    options: dict[str, list[str]] = {}
+    for name, mode in MODES.items():
+        for option in mode.options:
+            options.setdefault(option, []).append(name)
+    return options
+
+
+def scoring_config(cfg: JudgeConfig) -> JudgeConfig:
+    """``cfg`` with a text-writing mode replaced by logprob, which scores the same rubric from one forward
+    pass (evaluation scores many answers: a rationale for each would cost far more than it tells)."""
+    return dataclasses.replace(cfg, mode="logprob") if mode_of(cfg.mode).generates_text else cfg
+
+
 def build_judge(rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig) -> Judge:
     """The judge for ``cfg.source`` and ``cfg.mode``; raises RubricError/ConfigError for a config it cannot use."""
+    mode = mode_of(cfg.mode)
     if cfg.panel:
-        from hmx.judge.modes.external import ExternalJudge
-        from hmx.judge.panel import JudgePanel
-
         alone = dataclasses.replace(cfg, panel=False, source="self")
-        return JudgePanel(build_judge(rubric, tokenizer, alone), ExternalJudge(rubric, tokenizer, alone), cfg)
+        return _load(PANEL)(build_judge(rubric, tokenizer, alone), _load(EXTERNAL)(rubric, tokenizer, alone), cfg)
     if cfg.source == "external":
-        from hmx.judge.modes.external import ExternalJudge
-
         if cfg.drift_steps > 0:
             raise ConfigError(
                 "config field 'judge.drift_steps': the drift monitor compares the self-judge's base and policy "
                 "weights; an external judge has neither (judge.panel=true compares the judges instead)"
             )
-        return ExternalJudge(rubric, tokenizer, cfg)
-    if cfg.mode == "logprob":
-        from hmx.judge.modes.logprob import LogprobJudge
-
-        return LogprobJudge(rubric, tokenizer, cfg)
-    if cfg.mode == "generate":
-        from hmx.judge.modes.generate import GenerateJudge
-
-        return GenerateJudge(rubric, tokenizer, cfg)
-    if cfg.mode in ("binary", "fewshot"):
-        from hmx.judge.modes.binary import BinaryJudge
-
-        return BinaryJudge(rubric, tokenizer, cfg, fewshot=cfg.mode == "fewshot")
-    if cfg.mode == "contrastive":
-        from hmx.judge.modes.contrastive import ContrastiveJudge
-
-        return ContrastiveJudge(rubric, tokenizer, cfg)
-    if cfg.mode == "probe":
-        from hmx.judge.modes.probe import ProbeJudge
-
-        return ProbeJudge(rubric, tokenizer, cfg)
-    if cfg.mode == "relative":
-        from hmx.judge.modes.relative import RelativeJudge
-
-        return RelativeJudge(rubric, tokenizer, cfg)
-    raise ConfigError(f"config field 'judge.mode': must be one of {JUDGE_MODES}, got {cfg.mode!r}")
+        return _load(EXTERNAL)(rubric, tokenizer, cfg)
+    return mode.load()(rubric, tokenizer, cfg, **mode.kwargs)

@@ -18,7 +18,6 @@ same probes, so the judge's fixed call schedule holds under ZeRO-3.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -74,13 +73,13 @@ def load_probes(path: str | None) -> list[tuple[str, str]]:
 def drift_judges(
     rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig, run_judge: Judge | None = None
 ) -> dict[str, Judge]:
-    """A judge per weights (base, policy), built from ``cfg``; ``run_judge`` serves where its weights match."""
-    return {
-        weights: run_judge
-        if run_judge is not None and run_judge.cfg.weights == weights
-        else build_judge(rubric, tokenizer, dataclasses.replace(cfg, weights=weights))
-        for weights in WEIGHTS
-    }
+    """The run's self-judge (``run_judge``, else one built from ``cfg``) with each weights (base, policy).
+
+    :meth:`~hmx.judge.protocol.Judge.with_weights` gives the self-judge alone: a panel's external member
+    is never called by the monitor, and no second panel is built.
+    """
+    judge = run_judge if run_judge is not None else build_judge(rubric, tokenizer, cfg)
+    return {weights: judge.with_weights(weights) for weights in WEIGHTS}
 
 
 def drift_scores(

@@ -67,7 +67,7 @@ class SelfJudgeRewards:
             self.last = (prompt_texts, completion_texts, self._verdicts.scores)
             if log_metric is not None:
                 self._log(self._verdicts, log_metric)
-                for name, value in getattr(self.judge, "last_metrics", {}).items():  # external judge, panel
+                for name, value in self.judge.last_metrics.items():  # external judge, panel
                     log_metric(name, value)
                 for name, value in self._pending.items():
                     log_metric(name, value)

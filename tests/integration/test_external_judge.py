@@ -266,3 +266,17 @@ def test_training_with_the_external_judge_and_the_panel_logs_their_metrics(serve
         if p.is_file() and p.suffix in {".yaml", ".json", ".jsonl", ".txt", ".log"}
     )
     assert "sk-test-not-a-secret-7c1f" not in text and "HMX_TEST_JUDGE_KEY" in text  # the name, never the key
+
+
+def test_a_panel_checks_its_probe_against_the_model_before_the_run_exists(servers, tmp_path, cache_dir, capsys):
+    from hmx.resources import RUBRICS_DIR
+
+    runs, probe = tmp_path / "runs", RUBRICS_DIR / "probes" / "hmx_feel.smollm2-135m.safetensors"  # run's model: tiny
+    overrides = [f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "debug=smoke", "logger=none"]
+    overrides += ["judge=external", "judge.source=self", "judge.mode=probe", f"judge.probe={probe}", "judge.panel=true"]
+    overrides += [f"judge.external.model={servers.logprobs.model}"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", *overrides, f"judge.external.base_url={servers.logprobs.url}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "fitted on 'smollm2-135m'" in err and "Traceback" not in err, err
+    assert not runs.exists() or not any(runs.iterdir())

@@ -84,3 +84,21 @@ def test_score_generate_reports_the_verdict_or_unparseable(capsys, cache_dir):
     assert len(lines) == 6  # a score line and a rationale / judge-wrote line per criterion
     for score_line, detail in zip(lines[::2], lines[1::2], strict=True):
         assert ("unparseable" in score_line) == ("judge wrote:" in detail)
+
+
+def test_score_fewshot_takes_its_examples(capsys, cache_dir):
+    pairs = str(RUBRICS_DIR / "hmx_feel.pairs.jsonl")
+    args = ["rubric", "score", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir), "--json"]
+    code, out, err = hmx(capsys, *args, "--mode", "fewshot", "--examples", pairs, "--examples-per-criterion", "1")
+    assert code == 0, err
+    assert [r["criterion"] for r in json.loads(out)] == ["feelings", "intentions", "self_awareness"]
+    assert all(1.0 <= r["score"] <= 5.0 for r in json.loads(out)) and "mode fewshot" in err
+
+
+def test_rubric_help_lists_every_sub_command(capsys):
+    code, out, _ = hmx(capsys, "rubric", "--help")
+    opening = out[: out.index("usage: hmx rubric")]  # hmx's one-line help and what it reads and writes
+    names = out[out.index("{", len(opening)) + 1 : out.index("}", len(opening))].split(",")  # argparse's choices
+    assert code == 0 and len(names) >= 5
+    for name in names:
+        assert name in opening and f"hmx rubric {name}" in out, name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
@@ -100,3 +102,23 @@ def test_the_external_judge_takes_a_model_node(make_cfg):
     cfg = make_cfg("suite.expression.external_judge={name_or_path: tiny}", config_name="eval")
     judge = suite_config(cfg).expression.external_judge
     assert judge is not None and judge.name_or_path == "tiny"
+
+
+@pytest.mark.parametrize(
+    ("node", "value", "field"),
+    [
+        ("judge", {"batch_sizee": 1}, "judge.batch_sizee"),
+        ("judge", {"external": {"timeoutt": 1}}, "judge.external.timeoutt"),
+        ("suite", {"limit": "many"}, "suite.limit"),
+        ("probes", {"stepz": 1}, "probes.stepz"),
+    ],
+)
+def test_one_parser_names_the_field_of_every_node(node, value, field):
+    from omegaconf import OmegaConf
+
+    from hmx.evaluation.probes import probes_config
+    from hmx.evaluation.suite import suite_config
+
+    parse = {"judge": lambda c: typed_node(c, "judge"), "suite": suite_config, "probes": probes_config}[node]
+    with pytest.raises(ConfigError, match=rf"^config field '{re.escape(field)}': "):
+        parse(OmegaConf.create({node: value}))

@@ -32,6 +32,7 @@ from hmx.config import JudgeConfig
 from hmx.judge.engine.packing import left_pad
 from hmx.judge.engine.prompts import special_tokens
 from hmx.judge.engine.schedule import scheduled_pass
+from hmx.judge.protocol import JudgeBase
 from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking
@@ -61,7 +62,7 @@ def contrastive_calls(completions: int, criteria: int, batch_size: int) -> int:
     return -(-2 * completions * criteria // batch_size)
 
 
-class ContrastiveJudge:
+class ContrastiveJudge(JudgeBase):
     """Scores completions by their likelihood under each criterion's top vs bottom anchor (policy weights)."""
 
     independent_criteria = True  # a criterion's score does not depend on the rubric's other criteria

@@ -44,6 +44,7 @@ from transformers import PreTrainedTokenizerBase
 from hmx.config import ConfigError, ExternalJudgeConfig, JudgeConfig
 from hmx.judge.engine.prompts import special_tokens
 from hmx.judge.modes.generate import VERDICT_TOKENS, parse_verdict
+from hmx.judge.protocol import JudgeBase
 from hmx.judge.verdicts import Verdicts
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric
@@ -144,7 +145,7 @@ class RowVerdict:
     text: str | None = None  # generate scoring: what the server wrote
 
 
-class ExternalJudge:
+class ExternalJudge(JudgeBase):
     """Scores completions against every criterion of a rubric with an OpenAI-compatible endpoint."""
 
     def __init__(self, rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig):

@@ -36,6 +36,7 @@ from hmx.config import ConfigError, JudgeConfig
 from hmx.decoding import greedy_decode
 from hmx.judge.engine import vllm_verdicts
 from hmx.judge.engine.prompts import JudgePrompts
+from hmx.judge.protocol import JudgeBase
 from hmx.judge.verdicts import Verdicts, judging
 from hmx.rubrics.render import strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric
@@ -67,7 +68,7 @@ def parse_verdict(text: str, labels: Sequence[str]) -> tuple[str | None, str | N
     return match.group(1), "\n".join(lines[:-1]).strip()
 
 
-class GenerateJudge:
+class GenerateJudge(JudgeBase):
     """Scores completions against every criterion by letting the policy write its verdict."""
 
     def __init__(
@@ -93,6 +94,10 @@ class GenerateJudge:
     def special_tokens(self) -> list[str]:
         """The tokenizer's special token strings, defused inside quoted text."""
         return self.prompts.special
+
+    def verdict_tokens(self) -> int:
+        """A rationale of up to ``judge.max_rationale_tokens``, then its score."""
+        return self.cfg.max_rationale_tokens
 
     def attach_vllm(self, vllm_generation: Any) -> str:
         """Judge on TRL's vLLM engine where it can; returns the engine used."""

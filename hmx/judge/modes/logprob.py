@@ -70,6 +70,7 @@ from hmx.judge.engine.prompts import PROBE, JudgePrompts, chat_text
 from hmx.judge.engine.schedule import forward_calls as forward_calls  # re-exported: the fixed schedule's count
 from hmx.judge.engine.schedule import group_calls, scheduled_pass, token_budget
 from hmx.judge.engine.tokens import RowTokenizer
+from hmx.judge.protocol import JudgeBase
 from hmx.judge.verdicts import Verdicts, judging
 from hmx.models import pad_token_id
 from hmx.rubrics.render import render_judge_message
@@ -124,7 +125,7 @@ class PackedPlan:
     prefix_call: bool  # whether the static prefix gets its call
 
 
-class LogprobJudge:
+class LogprobJudge(JudgeBase):
     """Scores completions against every criterion of a rubric with the policy's own weights."""
 
     def __init__(self, rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig):

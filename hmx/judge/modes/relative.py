@@ -27,6 +27,7 @@ from hmx.config import JudgeConfig
 from hmx.judge.engine.packing import left_pad
 from hmx.judge.engine.prompts import chat_text, special_tokens
 from hmx.judge.engine.schedule import scheduled_pass
+from hmx.judge.protocol import JudgeBase
 from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking
@@ -54,7 +55,7 @@ def message(criterion: Criterion, prompt: str, replies: Sequence[str]) -> str:
     )
 
 
-class RelativeJudge:
+class RelativeJudge(JudgeBase):
     """Compares the completions of each prompt with each other, criterion by criterion (policy weights)."""
 
     independent_criteria = True

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from hmx.judge.protocol import Judge
 from hmx.rubrics.pairs import LabelledPair
 from hmx.rubrics.schema import Rubric
 
@@ -146,7 +147,7 @@ def score_replies(
 
 
 def validate(
-    build: Callable[[Rubric], object],
+    build: Callable[[Rubric], Judge],
     rubric: Rubric,
     model: torch.nn.Module,
     pairs: Sequence[LabelledPair],
@@ -171,7 +172,7 @@ def validate(
     per_pair: dict[int, tuple[float, float, float]] = {}
     progress = (lambda done, total: print(f"  scored {done}/{total}", file=sys.stderr)) if verbose else None
     jobs: list[tuple[Any, int | None, list[LabelledPair]]] = []
-    if getattr(judge, "independent_criteria", False):
+    if judge.independent_criteria:
         for name, members in groups.items():
             if members:
                 view = replace(rubric, criteria=(rubric.criterion(name),))

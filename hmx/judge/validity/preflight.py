@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 
 from hmx.config import ConfigError, JudgeConfig
+from hmx.judge.protocol import Judge
 from hmx.judge.validity.accuracy import Validity, format_table, validate
 from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.schema import Rubric
@@ -36,7 +37,7 @@ def check_judge(
     cfg: JudgeConfig,
     rubric: Rubric,
     pairs: list[LabelledPair],
-    build: Callable[[Rubric], object],
+    build: Callable[[Rubric], Judge],
     model: torch.nn.Module,
     device: torch.device,
     model_name: str,
