@@ -69,8 +69,8 @@ ALPHA = 0.05
 ADJUST = {"holm": "holm", "bh": "fdr_bh"}  # --adjust → statsmodels' multipletests method
 ADJUST_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 CONDITIONAL = {
-    "paired-t-seeds-conditional": "on the arm's one run (seed variance of the arm not estimated)",
-    "t-clusters-conditional": "on these two runs: items only (a second seed may differ by more)",
+    "paired-t-seeds-conditional": "conditional on the arm's one run (its seed variance not estimated)",
+    "t-clusters-conditional": "conditional on these two runs: items only (a second seed may differ by more)",
 }
 
 
