@@ -95,6 +95,16 @@ def _stack(numerator: np.ndarray, denominator: int) -> np.ndarray:
 
 
 FORMULA = {"bbq_bias_disamb": "bias_disamb", "bbq_bias_amb": "bias_amb"}
+BINARY = ("accuracy", "flip_rate", "bbq_context_acc", "bbq_bias_disamb", "bbq_bias_amb")
+
+
+def conservative(row: dict) -> bool:
+    """0/1 items with two seeds, or three seeds on 24 items (12-15 in a BBQ or flip-rate denominator).
+
+    The seed changes take few distinct values, seeds often agree exactly (the seed variance is then
+    unknown: p = 1, an unbounded interval) and the t-test is conservative: below 5%, never above.
+    """
+    return row["kind"] in BINARY and (row["seeds"] == 2 or (row["seeds"] == 3 and row["items"] == 24))
 
 
 def simulate(
@@ -259,8 +269,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     null, planted = grid(args.reps, 0.0, seed=1), grid(args.reps, DELTA, seed=2)
     text = table(null, planted, args.reps)
-    worst = max(abs(r["rate"] - 0.05) for r in null), max(abs(r["rate"] - 0.95) for r in planted)
-    text += f"\nLargest deviation: FPR {100 * worst[0]:.1f} points from 5%, coverage {100 * worst[1]:.1f} from 95%.\n"
+    worst = max(abs(r["rate"] - 0.05) for r in null if not conservative(r))
+    cover = max(abs(r["rate"] - 0.95) for r in planted if not conservative(r))
+    high = max(r["rate"] for r in null)
+    text += (
+        f"\nOutside the conservative cells (0/1 items with 2 seeds, or 3 seeds on 24 items) the largest deviation is "
+        f"{100 * worst:.1f} points from 5% (FPR) and {100 * cover:.1f} from 95% (coverage); the highest FPR anywhere "
+        f"is {100 * high:.1f}%.\n"
+    )
     print(text)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

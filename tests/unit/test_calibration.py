@@ -16,17 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmarks.compare_calibration import DELTA, grid, write_evaluations
+from benchmarks.compare_calibration import DELTA, conservative, grid, write_evaluations
 from hmx.commands.compare import main
-
-# 0/1 items with two seeds, or three seeds on 24 items (12-15 in the metric's denominator): the seed changes take
-# few distinct values, seeds often agree exactly (the seed variance is then unknown: p = 1, an unbounded
-# interval) and the t-test is conservative; there the false-positive rate is bounded above only
-BINARY = ("accuracy", "flip_rate", "bbq_context_acc", "bbq_bias_disamb", "bbq_bias_amb")
-
-
-def conservative(row: dict) -> bool:
-    return row["kind"] in BINARY and (row["seeds"] == 2 or (row["seeds"] == 3 and row["items"] == 24))
 
 
 @pytest.fixture(scope="module")
