@@ -205,3 +205,31 @@ def test_the_closing_message_lists_only_the_files_written(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "(comparison.md, comparison.json)" in out and not (tmp_path / "cmp" / "deltas.png").exists()
     assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["summary"]["arm"]["metrics"] == 0
+
+
+def test_several_baseline_seeds_get_welchs_t(tmp_path):
+    base = [write_eval(tmp_path, f"base-{i}", {"x/a": ("higher", v)}, {}) for i, v in enumerate([0.50, 0.52])]
+    arm = [write_eval(tmp_path, f"arm-{i}", {"x/a": ("higher", v)}, {}) for i, v in enumerate([0.55, 0.60, 0.58])]
+    join = lambda folders: ",".join(map(str, folders))  # noqa: E731
+    main(["--arm", f"b={join(base)}", "--arm", f"a={join(arm)}", "--out", str(tmp_path / "cmp"), "--wandb", "off"])
+    row = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["deltas"]["a"][0]
+    welch = stats.ttest_ind([0.55, 0.60, 0.58], [0.50, 0.52], equal_var=False)
+    assert row["method"] == "welch-t-seeds" and row["p_value"] == pytest.approx(welch.pvalue)
+    low, high = welch.confidence_interval()
+    assert (row["change_low"], row["change_high"]) == pytest.approx((low, high))
+
+
+def test_power_with_per_item_rows_separates_seed_and_item_variance(tmp_path):
+    """Seeds differ only by item noise (no seed effect): more items, not more seeds, is what helps."""
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2, 200)
+    arms = [np.where(rng.random(200) < 0.2, 1 - base, base) for _ in range(3)]
+    folders = _accuracy_runs(tmp_path, base, arms)
+    arm = "fwd=" + ",".join(map(str, folders[1:]))
+    main([str(folders[0]), "--arm", arm, "--power", "0.1", "--out", str(tmp_path / "p")])
+    (plan,) = json.loads((tmp_path / "p" / "power.json").read_text())
+    assert plan["pilot_clusters"] == 200 and plan["item_se"] > 0
+    assert plan["seed_sd"] < plan["item_se"]  # the seeds' spread is about their item noise
+    need = plan["seeds_needed"]
+    assert need["4 items"] is not None and need["1 items"] is not None and need["4 items"] < need["1 items"]
+    assert plan["power"]["10 seeds x 4 items"] > plan["power"]["10 seeds x 1 items"]
