@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmarks.compare_calibration import DELTA, conservative, grid, write_evaluations
+from benchmarks.compare_calibration import DELTA, conservative, grid, single_run_grid, write_evaluations
 from hmx.commands.compare import main
 
 
@@ -43,6 +43,12 @@ def test_coverage_of_a_planted_effect_is_ninety_five_percent(planted_grid):
         assert row["rate"] >= 0.925, row
         if not conservative(row):
             assert row["rate"] <= 0.975, row
+
+
+def test_the_items_only_interval_between_two_single_runs_is_calibrated():
+    """t over item clusters (delta method for ratios and bias scores), 500 null comparisons per cell."""
+    for row in single_run_grid(500, seed=3, sizes=(24, 150)):
+        assert 0.025 <= row["rate"] <= 0.075, row
 
 
 def _values(folder, metric):
