@@ -311,8 +311,9 @@ def log_wandb(mode: str, project: str, out_dir: Path, labels: list[str], payload
         config={"runs": payload["runs"]},
     )
     columns: list[str | int] = ["metric", "better", "run", "baseline", "value", "change", "relative"]
-    columns += ["relative_low", "relative_high", "p_value", "runs"]
-    keys = ["baseline", "value", "change", "relative", "relative_low", "relative_high", "p_value", "runs"]
+    columns += ["relative_low", "relative_high", "p_value", "p_adjusted", "method", "runs"]
+    keys = ["baseline", "value", "change", "relative", "relative_low", "relative_high", "p_value", "p_adjusted"]
+    keys += ["method", "runs"]
     rows = [
         [d["metric"], d["better"], label, *[d[key] for key in keys]]
         for label, items in payload["deltas"].items()

@@ -6,7 +6,7 @@ metric, each run's value is recomputed on the items every run of both arms share
 interval is of the *change*, arm minus baseline, in the metric's units (:mod:`hmx.evaluation.compare`
 turns it into a relative change in the good direction). With ``K`` arm runs and ``B`` baseline runs:
 
-- ``K ≥ 2, B = 1``: **paired t over seeds**. Each seed's gain over the baseline run, a
+- ``K ≥ 2, B = 1``: **paired t over seeds**. Each seed's change against the baseline run, a
   t-interval and t-test with ``K − 1`` degrees of freedom. The baseline run is held fixed (a base
   model evaluated greedily is deterministic): the interval is of the arm's mean over seeds.
 - ``K ≥ 2, B ≥ 2``: **Welch t over seeds** (both arms' seed values; Welch–Satterthwaite df).
@@ -15,7 +15,7 @@ turns it into a relative change in the good direction). With ``K`` arm runs and 
   the change, ``C − 1`` df): an interval over items only, *conditional on these two runs* (a
   second seed may differ by more). Without per-item rows: no interval.
 
-The sign-flip test on the seed gains (exact; it needs no normality, but with ``K`` seeds its
+The sign-flip test on the seed changes (exact; it needs no normality, but with ``K`` seeds its
 smallest two-sided p is ``2 / 2^K``: 0.5 at 2 seeds, 0.25 at 3) is reported beside the t-test as
 ``p_signflip``. The calibration suite (``tests/unit/test_calibration.py``,
 ``benchmarks/compare_calibration.py``) checks the false-positive rate and coverage of these choices.
@@ -44,10 +44,10 @@ class Interval:
     df: float
     items: int = 0  # items shared by every run of both arms (0: no per-item rows)
     clusters: int = 0  # item clusters (0: no per-item rows)
-    effect_size: float = math.nan  # standardised: mean gain / its standard deviation (seeds, or clusters)
-    p_signflip: float | None = None  # exact sign-flip test on the seed gains (paired designs)
-    seed_sd: float | None = None  # standard deviation of the seed gains (power analysis)
-    item_se: float | None = None  # mean over seeds of each gain's item-level standard error (power analysis)
+    effect_size: float = math.nan  # standardised: mean change / its standard deviation (seeds, or clusters)
+    p_signflip: float | None = None  # exact sign-flip test on the seed changes (paired designs)
+    seed_sd: float | None = None  # standard deviation of the seed changes (power analysis)
+    item_se: float | None = None  # mean over seeds of each seed change's item-level standard error (power analysis)
 
     @property
     def excludes_zero(self) -> bool:
@@ -74,7 +74,7 @@ def cluster_sums(runs: list[Items], keys: list[str]) -> tuple[np.ndarray, list[s
 
 
 def signflip_p(gains: np.ndarray) -> float | None:
-    """Exact two-sided sign-flip test of mean zero on the seed gains (every sign pattern, K ≤ 16)."""
+    """Exact two-sided sign-flip test of mean zero on the seed changes (every sign pattern, K ≤ 16)."""
     k = len(gains)
     if k < 2 or k > 16:
         return None
@@ -108,21 +108,21 @@ def _one_sample(gains: np.ndarray, method: str) -> Interval:
     return Interval(low, high, p, method, k - 1, effect_size=effect, seed_sd=sd)
 
 
-def seed_interval(base_values: np.ndarray, arm_values: np.ndarray, sign: float) -> Interval | None:
+def seed_interval(base_values: np.ndarray, arm_values: np.ndarray) -> Interval | None:
     """The interval and test over seeds (see the module docstring); None with one run per arm."""
     k, b = len(arm_values), len(base_values)
     if k >= 2 and b == 1:
-        gains = sign * (arm_values - base_values[0])
+        gains = arm_values - base_values[0]
         row = _one_sample(gains, "paired-t-seeds")
         row.p_signflip = signflip_p(gains)
         return row
     if k == 1 and b >= 2:
-        gains = sign * (arm_values[0] - base_values)
+        gains = arm_values[0] - base_values
         row = _one_sample(gains, "paired-t-seeds-conditional")
         row.p_signflip = signflip_p(gains)
         return row
     if k >= 2 and b >= 2:
-        arm, base = sign * arm_values, sign * base_values
+        arm, base = arm_values, base_values
         va, vb = arm.var(ddof=1) / k, base.var(ddof=1) / b
         diff = float(arm.mean() - base.mean())
         if va + vb == 0:  # as in paired_t: no variance to go on
@@ -135,29 +135,29 @@ def seed_interval(base_values: np.ndarray, arm_values: np.ndarray, sign: float) 
     return None
 
 
-def linearised_gain(base: np.ndarray, arm: np.ndarray, formula: str, sign: float) -> tuple[float, np.ndarray]:
-    """The gain ``sign · (f(arm) − f(base))`` on cluster sums ``[C, m]`` and each cluster's linearised part ``[C]``.
+def linearised_change(base: np.ndarray, arm: np.ndarray, formula: str) -> tuple[float, np.ndarray]:
+    """The change ``f(arm) − f(base)`` on cluster sums ``[C, m]`` and each cluster's linearised part ``[C]``.
 
-    Delta method: ``f`` is scale-free, so the gain is a function of the clusters' mean components;
+    Delta method: ``f`` is scale-free, so the change is a function of the clusters' mean components;
     its gradient there (central differences) times each cluster's components gives values whose
-    standard error over clusters is the gain's.
+    standard error over clusters is the change's.
     """
     f = FORMULAS[formula]
     x = np.concatenate([arm, base], axis=1)  # [C, 2m]
     m = arm.shape[1]
     centre = x.mean(axis=0)
-    gain = lambda v: sign * (f(v[..., :m]) - f(v[..., m:]))  # noqa: E731
+    gain = lambda v: f(v[..., :m]) - f(v[..., m:])  # noqa: E731
     steps = 1e-6 * np.maximum(np.abs(centre), 1e-3)
     grad = np.array([(gain(centre + e) - gain(centre - e)) / (2 * e[i]) for i, e in enumerate(np.diag(steps))])
     return float(gain(centre)), x @ np.nan_to_num(grad)
 
 
-def cluster_interval(base: np.ndarray, arm: np.ndarray, formula: str, sign: float) -> Interval | None:
-    """t-interval over item clusters of the gain between two single runs (cluster sums ``[C, m]`` each)."""
+def cluster_interval(base: np.ndarray, arm: np.ndarray, formula: str) -> Interval | None:
+    """t-interval over item clusters of the change between two single runs (cluster sums ``[C, m]`` each)."""
     clusters = base.shape[0]
     if clusters < 2:
         return None
-    point, parts = linearised_gain(base, arm, formula, sign)
+    point, parts = linearised_change(base, arm, formula)
     if not math.isfinite(point):
         return None
     se = float(parts.std(ddof=1)) / math.sqrt(clusters)
@@ -170,9 +170,9 @@ def cluster_interval(base: np.ndarray, arm: np.ndarray, formula: str, sign: floa
     return Interval(point - half, point + half, p, "t-clusters-conditional", df, clusters=clusters, effect_size=effect)
 
 
-def item_se(base: np.ndarray, arm: np.ndarray, formula: str, sign: float) -> float:
-    """Item-level standard error of one run's gain over the baseline run (delta method over clusters)."""
-    _, parts = linearised_gain(base, arm, formula, sign)
+def item_se(base: np.ndarray, arm: np.ndarray, formula: str) -> float:
+    """Item-level standard error of one run's change over the baseline run (delta method over clusters)."""
+    _, parts = linearised_change(base, arm, formula)
     return float(parts.std(ddof=1)) / math.sqrt(len(parts))
 
 
@@ -194,15 +194,14 @@ def change_interval(
         values = FORMULAS[formula](sums.sum(axis=1))
         base_values, arm_values = list(values[: len(base_items)]), list(values[len(base_items) :])
     base, arm = np.array(base_values, dtype=float), np.array(arm_values, dtype=float)
-    sign = 1.0
     means = float(base.mean()), float(arm.mean())
     if not (np.isfinite(base).all() and np.isfinite(arm).all()):
         return *means, None
-    interval = seed_interval(base, arm, sign)
+    interval = seed_interval(base, arm)
     if keys and interval is None:
-        interval = cluster_interval(sums[0], sums[1], formula, sign)
+        interval = cluster_interval(sums[0], sums[1], formula)
     if keys and interval is not None:
         interval.items, interval.clusters = len(keys), len(names)
         if len(base_items or []) == 1 and len(names) >= 2:
-            interval.item_se = float(np.mean([item_se(sums[0], s, formula, sign) for s in sums[1:]]))
+            interval.item_se = float(np.mean([item_se(sums[0], s, formula) for s in sums[1:]]))
     return *means, interval
