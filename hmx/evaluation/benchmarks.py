@@ -6,7 +6,10 @@ picks the headline metrics out of lm-eval's results. BBQ's bias scores are lm-ev
 (``lm_eval.tasks.bbq.utils``: Parrish et al. 2022, S_DIS and S_AMB).
 
 lm-eval's per-document metrics (its logged samples) are kept as per-item records (``<benchmark>.jsonl``:
-``doc_id`` and every numeric metric) for ``hmx compare``'s paired tests and intervals. EmoBench's EU
+``doc_id`` and every numeric metric) for ``hmx compare``'s paired tests and intervals. BBQ's records also
+hold what its aggregate metrics are built from (``disambiguated``, ``biased``, ``non_unknown``, from
+lm-eval's per-document bias tuples) and the template (``category``, ``question_index``), so that its
+per-context accuracies and bias scores are rebuilt item by item (:mod:`hmx.evaluation.items`). EmoBench's EU
 questions also give ``emobench_eu_both/acc`` (and ``_zh``): the share of scenarios where the emotion and
 its cause are both right, the paper's joint EU score, from the two tasks' per-item accuracies.
 """
@@ -110,11 +113,22 @@ def collect(output: dict[str, Any], benchmarks: list[str]) -> BenchmarkResults:
 
 
 def item_records(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """lm-eval's logged samples reduced to ``doc_id`` and each numeric per-document metric, in document order."""
+    """lm-eval's logged samples reduced to ``doc_id`` and each numeric per-document metric, in document order.
+
+    A BBQ document's bias tuple ``(acc, biased, non_unknown, disambiguated)`` (lm-eval's
+    ``disamb_bias_score`` per document) becomes three numeric fields, and its template is kept.
+    """
     rows = []
     for sample in sorted(samples, key=lambda s: s["doc_id"]):
         row: dict[str, Any] = {"doc_id": sample["doc_id"]}
         row |= {key: float(sample[key]) for key in sample.get("metrics", []) if _finite(sample.get(key))}
+        bias = sample.get("disamb_bias_score")
+        if isinstance(bias, (tuple, list)) and len(bias) == 4:
+            _, biased, non_unknown, disambiguated = bias
+            row |= {"disambiguated": float(bool(disambiguated)), "biased": float(biased)}
+            row["non_unknown"] = float(non_unknown)
+            doc = sample.get("doc") or {}
+            row |= {key: doc[key] for key in ("category", "question_index") if isinstance(doc.get(key), (int, str))}
         rows.append(row)
     return rows
 

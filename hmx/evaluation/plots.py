@@ -48,7 +48,7 @@ def plot_deltas(table: dict[str, list[Any]], baseline: str, out: Path) -> Path |
                 side = "left" if shown > 0 else "right"
                 ax.text(100 * shown, y, f" {format_relative(row.relative, 0)} ", va="center", ha=side, fontsize=7)
             low, high = getattr(row, "relative_low", None), getattr(row, "relative_high", None)
-            if low is not None and high is not None:  # the 95% bootstrap interval, clipped like the bars
+            if low is not None and high is not None:  # the 95% interval, clipped like the bars
                 low, high = (100 * max(-CLIP, min(CLIP, v)) for v in (low, high))
                 ax.plot([low, high], [y, y], color="black", linewidth=1.2, solid_capstyle="butt")
                 ax.plot([low, high], [y, y], "|", color="black", markersize=6)
@@ -65,7 +65,7 @@ def plot_deltas(table: dict[str, list[Any]], baseline: str, out: Path) -> Path |
     intervals = any(getattr(row, "relative_low", None) is not None for rows in table.values() for row in rows)
     if intervals:  # a change counts only when its interval excludes zero
         handles[1] = Patch(color=COLOURS["within"], label="within 2% or not significant")
-        handles.append(Line2D([], [], color="black", marker="|", label="95% interval (items × seeds)"))
+        handles.append(Line2D([], [], color="black", marker="|", label="95% interval (t over seeds, or item clusters)"))
     fig.legend(handles=handles, loc="lower center", ncol=3 if intervals else 4, fontsize=8, frameon=False)
     axes[0][0].invert_yaxis()
     fig.tight_layout(rect=(0, 0.08 if intervals else 0.04, 1, 1))

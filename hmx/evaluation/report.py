@@ -95,6 +95,8 @@ def load_results(run: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: field 'metrics.{name}.value': must be a number or null, got {value!r}")
         if not isinstance(metric, dict) or metric.get("better") not in BETTER:
             raise ConfigError(f"{path}: field 'metrics.{name}.better': must be one of {BETTER}")
+    if "label" in results and not isinstance(results["label"], str):
+        raise ConfigError(f"{path}: field 'label': must be a string, got {results['label']!r}")
     results.setdefault("label", path.parent.parent.name if path.parent.name == "eval" else path.parent.name)
     results["path"] = str(path)
     return results

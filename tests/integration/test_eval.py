@@ -189,8 +189,8 @@ def test_bad_input_fails_with_the_field_and_writes_nothing(cache_dir, tmp_path):
     assert not out.exists()
 
 
-def test_compare_seeds_intervals_and_mcnemar_on_real_evals(base_eval, make_cfg, cache_dir, tmp_path):
-    """Two training seeds evaluated for real, compared with the base model: one arm, intervals, paired tests."""
+def test_compare_seeds_intervals_and_t_tests_on_real_evals(base_eval, make_cfg, cache_dir, tmp_path):
+    """Two training seeds evaluated for real, compared with the base model: one arm, intervals, t-tests over seeds."""
     from hmx.commands.compare import main
     from hmx.evaluation.compare import compare
     from hmx.train import run as train
@@ -200,7 +200,7 @@ def test_compare_seeds_intervals_and_mcnemar_on_real_evals(base_eval, make_cfg, 
     for run_dir in runs:
         run(eval_cfg(cache_dir, f"run_dir={run_dir}", *few))
     base = str(base_eval[0])
-    md = compare([base, *map(str, runs)], None, tmp_path / "grouped", "off", "hmx", group_seeds=True, replicates=500)
+    md = compare([base, *map(str, runs)], None, tmp_path / "grouped", "off", "hmx", group_seeds=True)
     payload = json.loads((tmp_path / "grouped" / "comparison.json").read_text())
     assert list(payload["runs"]) == ["tiny", "fwd"] and len(payload["runs"]["fwd"]) == 2  # seeds grouped into one arm
     rows = {row["metric"]: row for row in payload["deltas"]["fwd"]}
@@ -208,23 +208,21 @@ def test_compare_seeds_intervals_and_mcnemar_on_real_evals(base_eval, make_cfg, 
     mc1 = rows["truthfulqa_mc1/acc"]
     assert (mc1["runs"], mc1["baseline_runs"], mc1["items"]) == (2, 1, LIMIT)
     assert mc1["relative_low"] <= mc1["relative_high"]
-    # McNemar on the items' majority over the two seeds (ties dropped), from the per-item files hmx eval wrote
+    # a t-test over the two seeds on each seed's change, recomputed from the per-item files hmx eval wrote
     per_run = [[json.loads(line)["acc"] for line in (Path(r) / "eval" / "truthfulqa_mc1.jsonl").open()] for r in runs]
     base_acc = [json.loads(line)["acc"] for line in (Path(base) / "truthfulqa_mc1.jsonl").open()]
-    pairs = [(b, (x + y) / 2) for b, x, y in zip(base_acc, *per_run, strict=True) if (x + y) / 2 != 0.5]
-    assert mc1["discordant"] == [sum(b == 1 and m == 0 for b, m in pairs), sum(b == 0 and m == 1 for b, m in pairs)]
-    assert 0.0 <= mc1["p_value"] <= 1.0
-    for row in rows.values():  # a change beyond 2% counts only when its interval excludes zero
-        if row["verdict"] == "improved":
-            assert row["relative_low"] > 0
-        if row["verdict"].startswith("degraded"):
-            assert row["relative_high"] < 0
-        if row["relative_low"] is not None and row["relative_low"] <= 0 <= row["relative_high"]:
+    gains = [sum(run) / len(run) - sum(base_acc) / len(base_acc) for run in per_run]
+    assert mc1["method"] == "paired-t-seeds" and mc1["change"] == pytest.approx(sum(gains) / 2)
+    assert 0.0 <= mc1["p_value"] <= 1.0 and mc1["p_adjusted"] >= mc1["p_value"]
+    for row in rows.values():  # a change beyond 2% counts only when its adjusted test says so
+        if row["verdict"] != "within":
+            assert row["p_adjusted"] < 0.05
+        if row["p_adjusted"] is not None and row["p_adjusted"] >= 0.05:
             assert row["verdict"] == "within"
     text = md.read_text()
-    assert "a change counts only where its 95% interval (bootstrap over items and seeds) excludes zero" in text
-    assert "| metric | better | tiny | fwd | Δ | rel. | 95% CI | p |" in text
+    assert "a change counts only where its test (paired-t-seeds; Holm-adjusted) gives p < 0.05" in text
+    assert "| metric | better | tiny | fwd | Δ | rel. | 95% CI | p | p adj. |" in text
     # the same arm named on the command line gives the same numbers (the draws are seeded)
     arm = f"fwd={runs[0]},{runs[1]}"
-    main([base, "--arm", arm, "--bootstrap", "500", "--wandb", "off", "--out", str(tmp_path / "a")])
+    main([base, "--arm", arm, "--wandb", "off", "--out", str(tmp_path / "a")])
     assert json.loads((tmp_path / "a" / "comparison.json").read_text())["deltas"] == payload["deltas"]

@@ -5,7 +5,9 @@ reversed criterion is flipped); the pair counts 1 when the chosen reply scores h
 tie (within :data:`TIE`), 0 otherwise; a fault (NaN) counts as a tie. Reported per criterion and
 over all pairs:
 
-- ``accuracy`` with a percentile bootstrap 95% interval (pairs resampled, fixed seed);
+- ``accuracy`` with a 95% interval that treats pairs sharing a message as one cluster
+  (:func:`accuracy_interval`: Wilson's score interval at the clusters' effective sample size;
+  one message serves several criteria, and the swap split reuses the shift replies);
 - ``tie_rate``; ``label_mass`` (mean probability on the labels; 1 where a mode reads no label);
 - ``spread``: standard deviation of the scores given (a judge that gives everything 2.75 has none);
 - ``shorter_accuracy`` on the pairs whose chosen reply is the shorter one (a judge that prefers
@@ -16,6 +18,7 @@ over all pairs:
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import statistics
@@ -25,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
+from scipy import stats
 
 from hmx.judge.protocol import Judge
 from hmx.rubrics.pairs import LabelledPair
@@ -47,12 +51,77 @@ def outcome(chosen: float, rejected: float) -> float:
 
 
 def bootstrap_interval(outcomes: Sequence[float], draws: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of the mean outcome."""
+    """Percentile bootstrap 95% interval of the mean outcome, pairs independent (kept for comparison only:
+    it ignores clustering and collapses to [1, 1] when every pair is right; use :func:`accuracy_interval`)."""
     if not outcomes:
         return float("nan"), float("nan")
     rng, n = random.Random(seed), len(outcomes)
     means = sorted(sum(rng.choices(outcomes, k=n)) / n for _ in range(draws))
     return means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
+
+
+def _cluster_variance(values: Sequence[float], clusters: Sequence[object]) -> tuple[float, float, int]:
+    """Mean, cluster-robust variance of the mean (sums per cluster), and the number of clusters."""
+    n = len(values)
+    mean = sum(values) / n
+    sums: dict[object, float] = {}
+    sizes: dict[object, int] = {}
+    for value, cluster in zip(values, clusters, strict=True):
+        sums[cluster] = sums.get(cluster, 0.0) + value
+        sizes[cluster] = sizes.get(cluster, 0) + 1
+    c = len(sums)
+    if c < 2:
+        return mean, math.nan, c
+    spread = sum((sums[k] - sizes[k] * mean) ** 2 for k in sums)
+    return mean, c / (c - 1) * spread / n**2, c
+
+
+def accuracy_interval(
+    outcomes: Sequence[float], clusters: Sequence[object] | None = None, level: float = 0.95
+) -> tuple[float, float]:
+    """Interval of the mean outcome (1 right, 0.5 tie, 0 wrong) with pairs clustered (e.g. by message).
+
+    Wilson's score interval at the effective sample size ``n / deff``, where the design effect
+    ``deff`` (at least 1) is the cluster-robust variance of the mean over the independent-pairs
+    variance ``p(1 − p) / n`` (Kish). Wilson's interval stays inside [0, 1] and never collapses:
+    every pair right gives a lower bound below 1 (a bootstrap gives [1, 1] there).
+    """
+    n = len(outcomes)
+    if n == 0:
+        return math.nan, math.nan
+    clusters = list(range(n)) if clusters is None else list(clusters)
+    p, robust, _ = _cluster_variance(outcomes, clusters)
+    independent = p * (1 - p) / n
+    deff = robust / independent if independent > 0 and math.isfinite(robust) else 1.0
+    n_eff = n / max(1.0, deff)
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z / (1 + z * z / n_eff) * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff**2))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference_interval(
+    a: Sequence[float], b: Sequence[float], clusters: Sequence[object] | None = None, level: float = 0.95
+) -> tuple[float, float]:
+    """Interval of ``mean(a) − mean(b)`` for two judges' outcomes on the same pairs (paired, clustered).
+
+    A t-interval over clusters (``C − 1`` df) on the cluster-robust variance of the paired
+    differences. Where the two agree on every pair the variance is zero: the interval is then
+    ``±3 / C`` (the rule of three on the share of clusters where they could differ), not [0, 0].
+    """
+    if len(a) != len(b):
+        raise ValueError(f"difference_interval: {len(a)} outcomes against {len(b)}")
+    if not a:
+        return math.nan, math.nan
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    clusters = list(range(len(diffs))) if clusters is None else list(clusters)
+    mean, robust, c = _cluster_variance(diffs, clusters)
+    if c < 2 or not math.isfinite(robust):
+        return -1.0, 1.0
+    if robust == 0:
+        return mean - 3 / c, mean + 3 / c
+    half = float(stats.t.ppf(0.5 + level / 2, c - 1)) * math.sqrt(robust)
+    return max(-1.0, mean - half), min(1.0, mean + half)
 
 
 @dataclass
@@ -107,7 +176,7 @@ def summarise(
     """The validity figures for one criterion's pairs (or all pairs) from their scores."""
     outcomes = [outcome(c, r) for c, r in zip(chosen, rejected, strict=True)]
     shorter = [o for o, p in zip(outcomes, pairs, strict=True) if len(p.chosen) < len(p.rejected)]
-    low, high = bootstrap_interval(outcomes)
+    low, high = accuracy_interval(outcomes, [p.prompt for p in pairs])
     given = [s for s in [*chosen, *rejected] if s == s]
     heuristic = lambda f: statistics.fmean(outcome(f(p.chosen), f(p.rejected)) for p in pairs)  # noqa: E731
     return CriterionValidity(
