@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 from hmx import __version__
+from hmx.redaction import redacted_output
 
 # command: (module, function, is_hydra, one-line help)
 COMMANDS: dict[str, tuple[str, str, bool, str]] = {
@@ -107,12 +108,13 @@ def main(argv: list[str] | None = None) -> None:
     module, function, is_hydra, _ = spec
     if "--help" in rest or "-h" in rest:
         print(files_help(command), flush=True)
-    entry = getattr(importlib.import_module(module), function)
-    if is_hydra:
-        sys.argv = [f"hmx {command}", *rest]
-        entry()
-    else:
-        entry(rest)
+    with redacted_output():  # Hydra's traceback of a failed run too: no secret reaches the terminal
+        entry = getattr(importlib.import_module(module), function)
+        if is_hydra:
+            sys.argv = [f"hmx {command}", *rest]
+            entry()
+        else:
+            entry(rest)
 
 
 if __name__ == "__main__":

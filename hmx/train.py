@@ -33,6 +33,7 @@ from hmx.judge.registry import build_judge
 from hmx.judge.validity.preflight import check_judge, pairs_to_check
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
+from hmx.redaction import redact_text, redacted_output
 from hmx.resources import CONF_DIR, rubric_path
 from hmx.rewards.drift import JudgeDriftMonitor, drift_judges, load_probes
 from hmx.rewards.guards import check_reward_weights, guard_functions, guard_weights
@@ -144,7 +145,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             remove_pickles(run_dir / "adapter")
     except BaseException:
         if is_main_process() and run_dir.exists():
-            (run_dir / "FAILED").write_text(traceback.format_exc(), encoding="utf-8")
+            (run_dir / "FAILED").write_text(redact_text(traceback.format_exc()), encoding="utf-8")
         raise
     finally:
         if lock is not None:
@@ -181,5 +182,6 @@ def main(cfg: DictConfig) -> None:
         run(cfg)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # accelerate launch -m hmx.train: Hydra's traceback redacted too
+    with redacted_output():
+        main()

@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
-from hmx.config import ConfigError
+from hmx.config import ConfigError, check_finite
 from hmx.evaluation.suite import ExpressionConfig, SuiteConfig, SycophancyConfig
 from hmx.evaluation.tasks.datasets import data_root, truthfulqa_mc
 from hmx.tracking import is_main_process
@@ -64,6 +64,7 @@ def probes_config(cfg: DictConfig) -> ProbesConfig:
         probes: Any = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise ConfigError(f"config node 'probes': {getattr(err, 'msg', err)}") from None
+    check_finite(probes, "probes")
     for name in ("steps", "truthfulqa", "sycophancy"):
         if getattr(probes, name) < 0:
             raise ConfigError(f"config field 'probes.{name}': must be >= 0 (0: off), got {getattr(probes, name)}")

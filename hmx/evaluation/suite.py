@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hmx.config import ConfigError, ModelConfig
+from hmx.config import ConfigError, ModelConfig, check_finite
 
 # suite name → lm-eval task name (hmx/evaluation/tasks/<task>.yaml)
 BENCHMARK_TASKS = {
@@ -58,6 +58,7 @@ def suite_config(cfg: DictConfig) -> SuiteConfig:
         suite: Any = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise ConfigError(f"config node 'suite': {getattr(err, 'msg', err)}") from None
+    check_finite(suite, "suite")
     unknown = [name for name in suite.benchmarks if name not in BENCHMARK_TASKS]
     if unknown:
         raise ConfigError(f"config field 'suite.benchmarks': unknown {unknown}; choose from {sorted(BENCHMARK_TASKS)}")
