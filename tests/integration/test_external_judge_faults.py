@@ -116,7 +116,8 @@ def files_text(root: Path) -> str:
 
 def test_a_planted_key_never_appears_in_any_output_or_file(server, tmp_path, cache_dir):
     """hmx train and hmx eval with an external judge that echoes the key in every 401."""
-    env = {**os.environ, KEY_ENV: KEY, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+    env.update({KEY_ENV: KEY, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[2]), env.get("PYTHONPATH", "")])
     judge = [
         "judge=external",
@@ -130,7 +131,8 @@ def test_a_planted_key_never_appears_in_any_output_or_file(server, tmp_path, cac
         "train",
         f"paths.runs_dir={runs}",
         f"paths.cache_dir={cache_dir}",
-        "logger=none",
+        "logger=wandb",  # offline: W&B's config, console log and run file are searched too
+        "logger.mode=offline",
         "debug=smoke",
         "run_name=leak",
         "trainer.max_steps=2",
@@ -141,6 +143,7 @@ def test_a_planted_key_never_appears_in_any_output_or_file(server, tmp_path, cac
     )
     assert code == 0, train_out[-3000:]
     assert "HTTP 401" in train_out and REDACTED in train_out  # the server's echo was logged, redacted
+    assert any(p.suffix == ".wandb" for p in (runs / "leak" / "wandb").rglob("*"))
     eval_out_dir = tmp_path / "eval"
     eval_code, eval_out = run_hmx(
         "eval",
