@@ -15,6 +15,7 @@ import textwrap
 from dataclasses import dataclass
 
 from hmx import __version__
+from hmx.redaction import redacted_output
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,13 @@ def main(argv: list[str] | None = None) -> None:
     module, _, function = spec.target.partition(":")
     if "--help" in rest or "-h" in rest:
         print(files_help(command), flush=True)
-    entry = getattr(importlib.import_module(module), function)
-    if spec.hydra:
-        sys.argv = [f"hmx {command}", *rest]
-        entry()
-    else:
-        entry(rest)
+    with redacted_output():  # Hydra's traceback of a failed run too: no secret reaches the terminal
+        entry = getattr(importlib.import_module(module), function)
+        if spec.hydra:
+            sys.argv = [f"hmx {command}", *rest]
+            entry()
+        else:
+            entry(rest)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ unknown key or a wrong type fails with the node's name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf
@@ -88,7 +89,8 @@ class ExternalJudgeConfig:
     scoring: str = "auto"  # auto: logprobs where the server returns them, else generate | logprobs | generate
     top_logprobs: int = 20  # logprob scoring: alternatives asked for at the label position
     concurrency: int = 8  # requests in flight at once, per rank
-    timeout: float = 60.0  # seconds per request
+    timeout: float = 60.0  # seconds per request: a deadline for the whole request (connect, headers, body)
+    max_reply_bytes: int = 1_048_576  # a longer reply is cut off there and is a fault (judge/external/oversize)
     retries: int = 2  # further tries after a timeout, a connection error, a 429 or a 5xx
     backoff: float = 0.5  # seconds before the first retry, doubled at each further one
     extra_body: dict[str, Any] = field(default_factory=dict)  # more request fields, e.g. chat_template_kwargs
@@ -192,6 +194,29 @@ MINIMUM = {  # integer fields with a floor (checked at start-up, before any run 
     ("audit", "flat_steps"): 1,
 }
 
+
+def check_finite(node: Any, name: str) -> None:
+    """Every float field of a schema node (nested nodes too) is a finite number: no nan, inf or -inf."""
+    for item in fields(node):
+        value, where = getattr(node, item.name), f"{name}.{item.name}"
+        if is_dataclass(value) and not isinstance(value, type):
+            check_finite(value, where)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config field '{where}': must be a finite number, got {value}")
+
+
+def check_finite_values(value: Any, where: str) -> None:
+    """The same for a delta node's plain values (trainer, generation, peft), nested dicts and lists too."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite_values(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_finite_values(item, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config field '{where}': must be a finite number, got {value}")
+
+
 SCHEMAS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -207,17 +232,19 @@ SCHEMAS: dict[str, type] = {
 def parse_node(schema: type[T], node: Any, name: str) -> T:
     """``node`` (an OmegaConf node, a dict, or None: the defaults) merged into the dataclass ``schema``.
 
-    The one config parser of hmx (``typed_node``, ``suite``, ``probes``): an unknown key or a wrong type
-    is a ConfigError naming the field, ``config field '<name>.<key>': ...``.
+    The one config parser of hmx (``typed_node``, ``suite``, ``probes``): an unknown key, a wrong type or a
+    non-finite float is a ConfigError naming the field, ``config field '<name>.<key>': ...``.
     """
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node if node is not None else {})
-        return cast(T, OmegaConf.to_object(merged))
+        parsed = cast(T, OmegaConf.to_object(merged))
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None)
         where = f"config field '{name}.{key}'" if key else f"config node '{name}'"
         message = str(getattr(err, "msg", err)).split("\n")[0]  # OmegaConf's own lines repeat the key
         raise ConfigError(f"{where}: {message}") from None
+    check_finite(parsed, name)
+    return parsed
 
 
 def typed_node(cfg: DictConfig, name: str) -> Any:
@@ -235,4 +262,6 @@ def typed_node(cfg: DictConfig, name: str) -> Any:
 def plain_dict(cfg: DictConfig, name: str) -> dict[str, Any]:
     """A delta node (trainer, generation, peft) as a plain dict."""
     node = cfg.get(name)
-    return {} if node is None else dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
+    plain = {} if node is None else dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
+    check_finite_values(plain, name)
+    return plain

@@ -4,7 +4,7 @@ One run directory per run: rank 0 names it and broadcasts the name, every rank a
 only rank 0 writes. With ``logger.mode=auto`` W&B follows ``WANDB_MODE`` when the environment sets
 it, else runs online when ``WANDB_API_KEY`` is set, offline otherwise
 (``wandb sync <run>/wandb/offline-run-*`` later), and not at all with ``logger=none``.
-Secrets are never written: config dumps are redacted.
+Secrets are never written: config dumps and metrics are redacted (:mod:`hmx.redaction`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
 from hmx.config import ConfigError, LoggerConfig
+from hmx.redaction import REDACTED, redact
 from hmx.rubrics.schema import GUARD_NAMES
 
-SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-REDACTED = "***"
+__all__ = ["REDACTED", "redact"]  # the resume policy compares redacted configs
 
 
 def default_run_name() -> str:
@@ -60,19 +60,6 @@ def check_run_name(run_name: str) -> None:
 
 def is_main_process() -> bool:
     return PartialState().is_main_process
-
-
-def redact(value: Any) -> Any:
-    """Replace any secret value found in the environment by ``***``, recursively."""
-    secrets = [os.environ[k] for k in SECRET_ENV if os.environ.get(k)]
-    if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-    return value
 
 
 def write_config(cfg: DictConfig, run_dir: Path) -> None:
@@ -117,7 +104,7 @@ class MetricsFile(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
-            record = {"step": state.global_step, **{k: v for k, v in logs.items() if _jsonable(v)}}
+            record = redact({"step": state.global_step, **{k: v for k, v in logs.items() if _jsonable(v)}})
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
 

@@ -32,6 +32,7 @@ from hmx.judge.registry import build_judge
 from hmx.judge.validity.preflight import check_judge, pairs_to_check
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
+from hmx.redaction import redact_text, redacted_output
 from hmx.resources import CONF_DIR, rubric_path, warn_shadowed_configs
 from hmx.rewards.audit import AuditAlarms, audit_pairs, audit_summary, build_audit
 from hmx.rewards.drift import JudgeDriftMonitor, drift_judges, load_probes
@@ -146,7 +147,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
                 save_adapter(trainer, run_dir)  # atomic: adapter/ appears complete or not at all
     except BaseException:
         if is_main_process() and run_dir.exists():
-            (run_dir / "FAILED").write_text(traceback.format_exc(), encoding="utf-8")
+            (run_dir / "FAILED").write_text(redact_text(traceback.format_exc()), encoding="utf-8")
         raise
     finally:
         if lock is not None:
@@ -187,5 +188,6 @@ def main(cfg: DictConfig) -> None:
         run(cfg)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # accelerate launch -m hmx.train: Hydra's traceback redacted too
+    with redacted_output():
+        main()

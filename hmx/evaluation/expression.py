@@ -2,7 +2,8 @@
 
 The model answers each prompt of the data's eval split (chat template, greedy decoding), then
 the logprob judge (the same one that rewards training) scores every answer on every criterion:
-with the evaluated model's own weights (``self``: adapter on) and, when the suite names one,
+with the evaluated model's own weights (``self``: adapter on; ``endpoint`` when the run's judge is
+``judge.source=external``, the OpenAI-compatible endpoint) and, when the suite names one,
 with an external judge model (``external``). Scores are raw expected scores on the rubric's
 scale (never flipped: a reverse run is judged by the forward rubric).
 """
@@ -96,7 +97,8 @@ def run_expression(
     # the run's judge mode, except generate (a rationale per answer): its logprob form scores the same rubric
     judge_cfg = scoring_config(replace(judge_cfg, weights="policy"))
     self_judge = build_judge(rubric, tokenizer, judge_cfg)
-    judged = {"self": judge_scores(self_judge, model, prompts, answers, model.device)}
+    judge_name = "self" if judge_cfg.source == "self" else "endpoint"  # judge.source=external: the endpoint judged
+    judged = {judge_name: judge_scores(self_judge, model, prompts, answers, model.device)}
     if cfg.external_judge is not None:
         external_tokenizer = load_tokenizer(cfg.external_judge, cache_dir)
         external_judge = build_judge(rubric, external_tokenizer, judge_cfg)

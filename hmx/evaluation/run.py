@@ -6,6 +6,7 @@ hmx eval model=qwen3-4b suite=full                a base model, every document (
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,7 +18,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from hmx.config import typed_node
+from hmx.config import ConfigError, JudgeConfig, typed_node
 from hmx.errors import command_errors
 from hmx.evaluation.benchmarks import run_benchmarks
 from hmx.evaluation.expression import run_expression
@@ -26,6 +27,7 @@ from hmx.evaluation.suite import suite_config
 from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
 from hmx.evaluation.target import load_target, resolve_target
 from hmx.evaluation.tasks.datasets import data_source
+from hmx.judge.modes.external import check_reachable
 from hmx.judge.registry import build_judge, scoring_config
 from hmx.resources import CONF_DIR, warn_shadowed_configs
 from hmx.rubrics.loading import load_checked
@@ -50,6 +52,8 @@ def run(cfg: DictConfig) -> Path:
         print(f"hmx eval: expression scored by {rubric.source} (forward): {criteria}", flush=True)
         # the judge builds (labels single tokens, examples readable) before any benchmark runs
         build_judge(rubric, tokenizer, scoring_config(judge_cfg))
+        if judge_cfg.source == "external":
+            check_reachable(judge_cfg.external)  # a wrong URL fails here, not as blank scores at the end
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
 
     metrics: dict[str, dict[str, Any]] = {}
@@ -73,6 +77,7 @@ def run(cfg: DictConfig) -> Path:
             samples["sycophancy"], records["sycophancy"] = len(syco.records), syco.records
         else:
             expr = run_expression(model, tokenizer, rubric, judge_cfg, data_cfg, suite.expression, target.cache_dir)
+            check_endpoint_scored(expr.metrics, judge_cfg)
             metrics |= {f"expression/{k}": _metric(v, "higher") for k, v in expr.metrics.items()}
             samples["expression"], records["expression"] = len(expr.records), expr.records
 
@@ -93,6 +98,17 @@ def run(cfg: DictConfig) -> Path:
     path = write_report(target.out_dir, results, records)
     print(f"\nhmx: evaluation finished → {path.parent} (results.json, results.md)", flush=True)
     return path
+
+
+def check_endpoint_scored(metrics: dict[str, float], judge_cfg: JudgeConfig) -> None:
+    """An external judge that scored no answer at all (every request failed) fails the eval: no blank scores."""
+    endpoint = [value for key, value in metrics.items() if key.startswith("endpoint/")]
+    if endpoint and not any(math.isfinite(value) for value in endpoint):
+        raise ConfigError(
+            f"config field 'judge.external.base_url': the external judge at {judge_cfg.external.base_url} scored "
+            "none of the answers (every request failed or did not parse; the warnings above say why: a key, "
+            "a model name, a server error); nothing written"
+        )
 
 
 def _metric(value: float, better: str) -> dict[str, Any]:

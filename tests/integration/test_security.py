@@ -14,6 +14,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
+from transformers import TrainerCallback
 
 from hmx import cli
 from hmx.config import ConfigError, ModelConfig, typed_node
@@ -107,3 +108,26 @@ def test_pickled_adapter_weights_are_refused(tmp_path, cache_dir):
     torch.save({}, adapter / "adapter_model.bin")
     with pytest.raises(ConfigError, match="adapter_model.safetensors; hmx loads adapter weights from safetensors only"):
         load_adapter_model(TrainedRun(adapter, ModelConfig(), str(cache_dir)))
+
+
+class LeakingCallback(TrainerCallback):
+    """A crash whose message carries a secret, as an exception raised from a server's reply can."""
+
+    def __init__(self, secret: str):
+        self.secret = secret
+
+    def on_step_end(self, args, state, control, **kwargs):
+        raise RuntimeError(f"the server answered: Authorization: {self.secret}")
+
+
+def test_a_crash_that_carries_a_secret_leaves_a_redacted_failed_file(make_cfg, monkeypatch):
+    from hmx.train import run
+
+    secret = "hf_secret_in_a_traceback_0123456789"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    cfg = make_cfg("debug=smoke", "logger=none", "trainer.max_steps=1", "run_name=leaky")
+    with pytest.raises(RuntimeError):
+        run(cfg, callbacks=[LeakingCallback(secret)])
+    failed = Path(cfg.paths.runs_dir) / "leaky" / "FAILED"
+    text = failed.read_text(encoding="utf-8")  # before: the traceback verbatim, the token in it
+    assert "RuntimeError: the server answered: Authorization: ***" in text and secret not in text

@@ -30,8 +30,27 @@ def test_label_probabilities_sum_every_spelling_of_a_label_and_skip_the_rest():
         "2",  # malformed: skipped
         {"token": "1", "logprob": "high"},  # malformed: skipped
     ]
-    probs, mass = label_distribution(first_top_logprobs(answer(top)) or [], LABELS)
-    assert probs == pytest.approx([0, 0, 0.5, 0, 0.2]) and mass == pytest.approx(0.7)
+    probs, mass = label_distribution(first_top_logprobs(answer(top)) or [], LABELS) or ([], 0.0)
+    assert probs == pytest.approx([0, 0, 0.5 / 0.7, 0, 0.2 / 0.7]) and mass == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(
+    "logprobs",
+    [[709.0] * 5, [0.5, -1, -2, -3, -4], [math.nan, -1, -2, -3, -4], [math.inf, -1, -2, -3, -4], [-0.1, -0.2]],
+    ids=["709-everywhere", "positive", "nan", "inf", "mass-over-1"],
+)
+def test_alternatives_that_are_not_a_distribution_are_refused(logprobs):
+    # before: 709 overflowed to a 0.0 score counted valid, and a positive logprob was taken as given
+    top = [{"token": label, "logprob": lp} for label, lp in zip(LABELS, logprobs, strict=False)]
+    assert label_distribution(top, LABELS) is None
+
+
+def test_label_probabilities_are_normalised_in_log_space():
+    top = [{"token": label, "logprob": -800.0 - i} for i, label in enumerate(LABELS)]  # e^-800 is 0.0 in floats
+    probs, mass = label_distribution(top, LABELS) or ([], 1.0)
+    expected = [math.exp(-i) / sum(math.exp(-k) for k in range(5)) for i in range(5)]
+    assert probs == pytest.approx(expected) and mass == 0.0
+    assert label_distribution([{"token": "x", "logprob": -0.1}], LABELS) == ([0.0] * 5, 0.0)  # no label: no score
 
 
 @pytest.mark.parametrize(
@@ -58,12 +77,20 @@ def test_config_checks_name_the_field(monkeypatch):
         ({**good, "concurrency": 0}, "concurrency"),
         ({**good, "timeout": 0.0}, "timeout"),
         ({**good, "retries": -1}, "retries"),
+        ({**good, "max_reply_bytes": 0}, "max_reply_bytes"),
         ({**good, "backoff": -1.0}, "backoff"),
         ({**good, "api_key_env": "HMX_UNSET_KEY_VAR"}, "api_key_env"),
     ]:
         monkeypatch.delenv("HMX_UNSET_KEY_VAR", raising=False)
         with pytest.raises(ConfigError, match=rf"'judge\.external\.{field}'"):
             check_external(ExternalJudgeConfig(**fields))
+    for leaked in ("sk-proj-Abc123_def456", "sk abc", "Bearer 123"):  # the key itself, given as the name
+        with pytest.raises(ConfigError, match=r"'judge\.external\.api_key_env'") as error:
+            check_external(ExternalJudgeConfig(**good, api_key_env=leaked))
+        assert leaked not in str(error.value) and "not shown" in str(error.value)
+    for name, value in (("timeout", math.inf), ("backoff", math.inf), ("backoff", math.nan)):
+        with pytest.raises(ConfigError, match=rf"'judge\.external\.{name}': must be a finite number"):
+            check_external(ExternalJudgeConfig(**good, **{name: value}))
     monkeypatch.setenv("HMX_SET_KEY_VAR", "sk-123")
     assert check_external(ExternalJudgeConfig(**good, api_key_env="HMX_SET_KEY_VAR")) == "sk-123"
     assert check_external(ExternalJudgeConfig(**good)) is None

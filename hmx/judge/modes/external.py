@@ -15,15 +15,20 @@ Scoring (``judge.external.scoring``):
 - ``auto`` (default): the first request asks for logprobs; a server that returns none (``transformers
   serve`` ignores the field) is judged in generate mode for the rest of the run, said once in the log.
 
-Requests run ``judge.external.concurrency`` at a time (a thread pool over one ``httpx.Client``),
-each with ``judge.external.timeout`` seconds; a timeout, a connection error, a 429 or a 5xx is
-retried ``judge.external.retries`` times with exponential backoff. Whatever still fails (or a
-reply that does not parse) is a NaN score: a neutral reward (:mod:`hmx.rewards.faults`), counted in
-``judge/invalid`` and ``judge/external/*``, never a crashed run.
+Requests run ``judge.external.concurrency`` at a time (a thread pool over one connection pool).
+Every request and every parse goes through one guarded boundary (:mod:`hmx.judge.modes.endpoint`):
+``judge.external.timeout`` is a deadline for the whole request, a reply over
+``judge.external.max_reply_bytes`` is cut off there, and nothing a server sends raises. A timeout,
+a connection error, a 429 or a 5xx is retried ``judge.external.retries`` times with exponential
+backoff. Whatever still fails, an oversize reply, a reply that does not parse, and a label
+distribution that is not one (a positive or non-finite logprob, a score outside the scale) is a NaN
+score: a neutral reward (:mod:`hmx.rewards.faults`), counted in ``judge/invalid`` and
+``judge/external/*``, never a crashed run. The label probabilities are normalised in log space.
 
 No forward pass of the policy is made, so the self-judge's fixed call schedule (ZeRO-3) does not
 apply: every rank sends its own rows. The API key is read from the environment variable that
-``judge.external.api_key_env`` names; the key itself is never in a config, a log or an output.
+``judge.external.api_key_env`` names; the key itself is never in a config, a log or an output
+(:mod:`hmx.redaction`: a server's reply that echoes it is redacted before it is logged).
 """
 
 from __future__ import annotations
@@ -31,21 +36,24 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import torch
+from scipy.special import logsumexp
 from transformers import PreTrainedTokenizerBase
 
 from hmx.config import ConfigError, ExternalJudgeConfig, JudgeConfig
 from hmx.judge.engine.prompts import special_tokens
+from hmx.judge.modes.endpoint import Endpoint, Exchange
 from hmx.judge.modes.generate import VERDICT_TOKENS, parse_verdict
 from hmx.judge.protocol import JudgeBase
 from hmx.judge.verdicts import Verdicts
+from hmx.redaction import protect_env, redact_text
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric
 
@@ -53,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 SCORINGS = ("auto", "logprobs", "generate")
 RETRIED_STATUS = {408, 409, 429, 500, 502, 503, 504}
+RETRIED_FAULTS = {"timeout", "connection"}
+LOGPROB_SLACK = 1e-4  # a logprob or a label mass above log(1) by more than rounding: not a distribution
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def check_external(cfg: ExternalJudgeConfig) -> str | None:
@@ -69,15 +80,22 @@ def check_external(cfg: ExternalJudgeConfig) -> str | None:
         raise ConfigError(f"{where}.model': required with judge.source=external (the served model's name)")
     if cfg.scoring not in SCORINGS:
         raise ConfigError(f"{where}.scoring': must be one of {SCORINGS}, got {cfg.scoring!r}")
-    for name, floor in (("concurrency", 1), ("top_logprobs", 1), ("retries", 0)):
+    for name, floor in (("concurrency", 1), ("top_logprobs", 1), ("retries", 0), ("max_reply_bytes", 1)):
         if getattr(cfg, name) < floor:
             raise ConfigError(f"{where}.{name}': must be >= {floor}, got {getattr(cfg, name)}")
-    if not cfg.timeout > 0:
-        raise ConfigError(f"{where}.timeout': must be > 0 seconds, got {cfg.timeout}")
-    if not cfg.backoff >= 0:
-        raise ConfigError(f"{where}.backoff': must be >= 0 seconds, got {cfg.backoff}")
+    if not (cfg.timeout > 0 and math.isfinite(cfg.timeout)):
+        raise ConfigError(f"{where}.timeout': must be a finite number > 0 seconds, got {cfg.timeout}")
+    if not (cfg.backoff >= 0 and math.isfinite(cfg.backoff)):
+        raise ConfigError(f"{where}.backoff': must be a finite number >= 0 seconds, got {cfg.backoff}")
     if cfg.api_key_env is None:
         return None
+    if not ENV_NAME.fullmatch(cfg.api_key_env):  # never echoed: it may be the key itself
+        raise ConfigError(
+            f"{where}.api_key_env': must be the NAME of an environment variable (letters, digits, _), "
+            "not the key itself; the value given is not shown (export JUDGE_API_KEY=<key>, then set "
+            "judge.external.api_key_env=JUDGE_API_KEY)"
+        )
+    protect_env(cfg.api_key_env)  # its value is redacted from everything hmx prints or writes
     key = os.environ.get(cfg.api_key_env)
     if not key:
         raise ConfigError(
@@ -93,26 +111,46 @@ def check_reachable(cfg: ExternalJudgeConfig) -> None:
     During training a failed request is a neutral reward; before it, an unreachable server is almost
     always a wrong URL or a server not started yet, and a run of neutral rewards would hide it.
     """
-    url = str(cfg.base_url).rstrip("/") + "/models"
+    endpoint = Endpoint(str(cfg.base_url), None, min(cfg.timeout, 10.0), cfg.max_reply_bytes, 1)
     try:
-        httpx.get(url, timeout=min(cfg.timeout, 10.0))
-    except httpx.HTTPError as err:
+        exchange = endpoint.get("models")
+    finally:
+        endpoint.close()
+    if exchange.fault in RETRIED_FAULTS:
         raise ConfigError(
-            f"config field 'judge.external.base_url': nothing answers at {cfg.base_url} ({type(err).__name__}); "
-            "start the server first (e.g. `vllm serve MODEL --port 8000`) or correct the URL"
-        ) from None
+            f"config field 'judge.external.base_url': nothing answers at {cfg.base_url} ({exchange.fault}: "
+            f"{exchange.error}); start the server first (e.g. `vllm serve MODEL --port 8000`) or correct the URL"
+        )
 
 
-def label_distribution(top_logprobs: Sequence[dict[str, Any]], labels: Sequence[str]) -> tuple[list[float], float]:
-    """Probability of each label among a position's alternatives (summed over spellings), and their total."""
-    probs = [0.0] * len(labels)
+def label_distribution(
+    top_logprobs: Sequence[dict[str, Any]], labels: Sequence[str]
+) -> tuple[list[float], float] | None:
+    """Each label's probability among a position's alternatives, normalised over the labels (spellings
+    summed), and the labels' total probability; None when the alternatives are not a distribution.
+
+    In log space throughout (scipy's ``logsumexp``): logprobs of 709 or -800 neither overflow nor vanish.
+    A logprob above 0 (a probability over 1), NaN or +inf, or a label mass over 1, is not a distribution.
+    """
+    per_label: list[list[float]] = [[] for _ in labels]
     for alternative in top_logprobs:
         if not isinstance(alternative, dict):
             continue
-        token, logprob = str(alternative.get("token", "")).strip(), alternative.get("logprob")
-        if token in labels and isinstance(logprob, (int, float)) and math.isfinite(logprob):
-            probs[labels.index(token)] += math.exp(logprob)
-    return probs, sum(probs)
+        logprob = alternative.get("logprob")
+        if not isinstance(logprob, (int, float)) or isinstance(logprob, bool):
+            continue
+        if math.isnan(logprob) or logprob > LOGPROB_SLACK:
+            return None
+        token = str(alternative.get("token", "")).strip()
+        if token in labels and logprob > -math.inf:
+            per_label[labels.index(token)].append(float(logprob))
+    label_logprobs = [float(logsumexp(lps)) if lps else -math.inf for lps in per_label]
+    if all(lp == -math.inf for lp in label_logprobs):
+        return [0.0] * len(labels), 0.0
+    total = float(logsumexp(label_logprobs))
+    if not total <= LOGPROB_SLACK:
+        return None
+    return [math.exp(lp - total) for lp in label_logprobs], math.exp(min(total, 0.0))
 
 
 def first_top_logprobs(body: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -140,7 +178,8 @@ class RowVerdict:
     score: float = math.nan
     probs: list[float] | None = None
     mass: float = 0.0
-    failed: bool = False  # no usable HTTP answer after the retries
+    failed: bool = False  # no usable HTTP answer after the retries (timeout, connection, oversize, 4xx)
+    oversize: bool = False  # the reply passed judge.external.max_reply_bytes
     retries: int = 0
     text: str | None = None  # generate scoring: what the server wrote
 
@@ -153,13 +192,8 @@ class ExternalJudge(JudgeBase):
         key = check_external(cfg.external)
         self.special = special_tokens(tokenizer)  # defused inside quoted text, as for the self-judge
         self.scoring = cfg.external.scoring  # "auto" until the first answer says whether logprobs come back
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(
-            base_url=cfg.external.base_url.rstrip("/") + "/",  # type: ignore[union-attr]
-            headers=headers,
-            timeout=cfg.external.timeout,
-            limits=httpx.Limits(max_connections=cfg.external.concurrency),
-        )
+        ext = cfg.external
+        self.endpoint = Endpoint(str(ext.base_url), key, ext.timeout, ext.max_reply_bytes, ext.concurrency)
         self.last_metrics: dict[str, float] = {}  # judge/external/* of the last batch (logged with it)
         self.raw: list[list[str | None]] = []  # generate scoring: the last batch's replies [N][C]
 
@@ -181,8 +215,8 @@ class ExternalJudge(JudgeBase):
             mode="generate" if scoring == "generate" else "logprob",
         )
 
-    def request(self, message: str, scoring: str) -> tuple[dict[str, Any] | None, int]:
-        """POST one chat completion, retried with backoff; (the JSON answer or None, retries made)."""
+    def request(self, message: str, scoring: str) -> tuple[Exchange, int]:
+        """POST one chat completion, retried with backoff; (the last exchange, retries made). Never raises."""
         ext = self.cfg.external
         body: dict[str, Any] = {
             **ext.extra_body,  # e.g. {"chat_template_kwargs": {"enable_thinking": false}} for a thinking model
@@ -194,30 +228,28 @@ class ExternalJudge(JudgeBase):
             body["max_tokens"] = self.cfg.max_rationale_tokens + VERDICT_TOKENS
         else:
             body.update(max_tokens=1, logprobs=True, top_logprobs=ext.top_logprobs)
+        exchange = Exchange(fault="connection")
         for attempt in range(ext.retries + 1):
             if attempt:
                 time.sleep(ext.backoff * 2 ** (attempt - 1))
-            try:
-                response = self.client.post("chat/completions", json=body)
-            except httpx.HTTPError as err:  # timeouts, refused connections, broken streams
-                logger.debug("external judge: %s (try %d)", type(err).__name__, attempt + 1)
+            exchange = self.endpoint.post_json("chat/completions", body)
+            if exchange.fault in RETRIED_FAULTS or exchange.status in RETRIED_STATUS:
+                logger.debug("external judge: %s %s (try %d)", exchange.fault, exchange.error, attempt + 1)
                 continue
-            if response.status_code in RETRIED_STATUS:
-                continue
-            if response.status_code >= 400:
-                logger.warning("external judge: HTTP %d: %s", response.status_code, response.text[:200])
-                return None, attempt
-            try:
-                answer = response.json()
-            except ValueError:
-                continue
-            return (answer if isinstance(answer, dict) else None), attempt
-        return None, ext.retries
+            if exchange.fault == "oversize":
+                logger.warning("external judge: %s", exchange.error)
+            elif exchange.status is not None and exchange.status >= 400:  # redacted before it is cut short
+                logger.warning("external judge: HTTP %d: %s", exchange.status, redact_text(exchange.text)[:200])
+            return exchange, attempt
+        return exchange, ext.retries
 
     def row(self, prompt: str, completion: str, criterion: Criterion, scoring: str) -> RowVerdict:
-        answer, retries = self.request(self.message(prompt, completion, criterion, scoring), scoring)
-        if answer is None:
-            return RowVerdict(failed=True, retries=retries)
+        exchange, retries = self.request(self.message(prompt, completion, criterion, scoring), scoring)
+        answer = exchange.answer
+        if exchange.fault in (*RETRIED_FAULTS, "oversize") or (exchange.status or 0) >= 400:
+            return RowVerdict(failed=True, oversize=exchange.fault == "oversize", retries=retries)
+        if answer is None:  # an answer that does not parse: unparsed
+            return RowVerdict(retries=retries)
         if scoring == "generate":
             text = reply_text(answer)
             label, _ = parse_verdict(text or "", criterion.labels)
@@ -225,11 +257,17 @@ class ExternalJudge(JudgeBase):
             if label is not None:
                 verdict.score, verdict.mass = criterion.values[criterion.labels.index(label)], 1.0
             return verdict
-        top = first_top_logprobs(answer)
-        probs, mass = label_distribution(top or [], criterion.labels)
-        verdict = RowVerdict(retries=retries, mass=mass, probs=[p / mass if mass else 0.0 for p in probs])
-        if mass > 0:
-            verdict.score = sum(p * v for p, v in zip(verdict.probs or [], criterion.values, strict=True))
+        distribution = label_distribution(first_top_logprobs(answer) or [], criterion.labels)
+        if distribution is None:  # not a distribution: invalid
+            return RowVerdict(retries=retries)
+        probs, mass = distribution
+        verdict = RowVerdict(retries=retries, mass=mass, probs=probs)
+        if any(p > 0 for p in probs):  # a label among the alternatives (its mass may underflow to 0)
+            score = math.fsum(p * v for p, v in zip(probs, criterion.values, strict=True))
+            if math.isfinite(score) and min(criterion.values) <= score <= max(criterion.values):
+                verdict.score = score
+            else:  # out of the scale: invalid, never a penalty
+                verdict.mass, verdict.probs = 0.0, None
         return verdict
 
     def safe_row(self, prompt: str, completion: str, criterion: Criterion, scoring: str) -> RowVerdict:
@@ -237,16 +275,21 @@ class ExternalJudge(JudgeBase):
         try:
             return self.row(prompt, completion, criterion, scoring)
         except Exception as err:  # a judge fault must never stop training
-            logger.warning("external judge: %s: %s", type(err).__name__, err)
+            logger.warning("external judge: %s: %s", type(err).__name__, redact_text(str(err))[:200])
             return RowVerdict(failed=True)
 
     def resolve_scoring(self, prompt: str, completion: str) -> None:
         """``auto``: one logprob request decides whether the server returns logprobs (kept for the run)."""
-        message = self.message(prompt, completion, self.rubric.criteria[0], "logprobs")
-        answer, _ = self.request(message, "logprobs")
-        if answer is None:
-            return  # undecided: this batch is sent as logprob requests, and the next batch asks again
-        self.scoring = "logprobs" if first_top_logprobs(answer) is not None else "generate"
+        try:  # a judge fault must never stop training: this first request is guarded like every row
+            message = self.message(prompt, completion, self.rubric.criteria[0], "logprobs")
+            exchange = self.request(message, "logprobs")[0]
+            answer = exchange.answer
+            if answer is None or (exchange.status or 0) >= 400:
+                return  # undecided: this batch is sent as logprob requests, and the next batch asks again
+            self.scoring = "logprobs" if first_top_logprobs(answer) is not None else "generate"
+        except Exception as err:
+            logger.warning("external judge: %s: %s", type(err).__name__, redact_text(str(err))[:200])
+            return
         if self.scoring == "generate":
             logger.warning("hmx judge: %s returned no logprobs; the external judge uses generate mode", self)
 
@@ -273,6 +316,7 @@ class ExternalJudge(JudgeBase):
         self.raw = [[rows[i * c + j].text for j in range(c)] for i in range(n)]
         self.last_metrics = {
             "judge/external/failed": float(sum(r.failed for r in rows)),
+            "judge/external/oversize": float(sum(r.oversize for r in rows)),
             "judge/external/unparsed": float(sum(not r.failed and not math.isfinite(r.score) for r in rows)),
             "judge/external/retries": float(sum(r.retries for r in rows)),
             "judge/external/logprobs": float(scoring == "logprobs"),
