@@ -11,6 +11,8 @@ hmx rubric validate --rubric NAME --model M --pairs FILE [--mode contrastive] [-
 hmx rubric fit-probe --rubric NAME --model M --pairs FILE --split dev --out PROBE.safetensors
                                              fit probe mode's heads on labelled pairs (validate with
                                              --mode probe --probe PROBE.safetensors on another split)
+hmx rubric tune-judge --rubric NAME --model M --pairs FILE --split dev --out ADAPTER.safetensors
+                                             fine-tune the model to judge (validate with --adapter ADAPTER)
 
 NAME is a shipped rubric (``hmx_feel``) or a path to a YAML file. ``--model`` is a preset of conf/model, a hub id, a
 local model directory, ``tiny``, or a run directory from ``hmx train`` (its adapter on).
@@ -25,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from hmx.commands import tune_judge
 from hmx.config import JUDGE_MODES, JudgeConfig, PathsConfig
 from hmx.errors import command_errors
 from hmx.judge.authoring import CriterionScore, load_judge_model, load_judge_tokenizer, score
@@ -98,6 +101,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
         sub.add_argument("--json", action="store_true", help="print the results as JSON")
     p_fit.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
+    p_validate.add_argument("--adapter", help="a judge adapter of hmx rubric tune-judge, merged into the weights")
+    tune_judge.add_parser(commands)
     return parser.parse_args(argv)
 
 
@@ -128,6 +133,7 @@ def run_validate(args: argparse.Namespace) -> int:
         examples=args.examples,
         examples_per_criterion=args.examples_per_criterion,
         probe=args.probe,
+        adapter=args.adapter,
     )
     same_file = args.examples and Path(args.examples).resolve() == Path(args.pairs).resolve()
     if args.mode == "fewshot" and same_file and args.split in (None, "dev"):
@@ -137,7 +143,7 @@ def run_validate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     with contextlib.redirect_stdout(sys.stderr):
-        model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device)
+        model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device, cfg.adapter)
         build = lambda view: build_judge(view, tokenizer, cfg)  # noqa: E731
         device = next(model.parameters()).device
         validity = validate(build, rubric, model, pairs, device, args.mode, args.model, verbose=not args.json)
@@ -187,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
         from hmx.commands.fit_probe import run_fit_probe
 
         return run_fit_probe(args, load_checked(args.rubric), load_judge_model)
+    if args.command == "tune-judge":
+        return tune_judge.run_tune_judge(args, load_checked(args.rubric), load_judge_model)
     rubric = load_checked(args.rubric, args.extra)
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout
