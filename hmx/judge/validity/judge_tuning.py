@@ -37,7 +37,8 @@ from hmx.rubrics.schema import Rubric
 
 @dataclass
 class TuneSettings:
-    """What tune-judge trains; the defaults are the ones chosen on SmolLM2's dev pairs (docs/rubrics.md)."""
+    """What tune-judge trains. The defaults were set for CPU time (minutes for SmolLM2-135M), not searched;
+    the held-out messages pick the epoch (docs/rubrics.md)."""
 
     epochs: int = 2
     lr: float = 5e-3
