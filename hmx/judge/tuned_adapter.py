@@ -80,7 +80,12 @@ def merge_judge_adapter(model: Model, path: str | Path) -> Model:
     Fails with a ConfigError naming the file when the adapter was made for another shape of model.
     """
     tensors, lora, info = load_adapter(path)
-    peft_model = get_peft_model(model, LoraConfig(**lora))  # type: ignore[arg-type]
+    try:
+        peft_model = get_peft_model(model, LoraConfig(**lora))  # type: ignore[arg-type]
+    except ValueError as err:  # its modules or layers are not this model's (peft's NoMatchingPeftModuleError)
+        raise ConfigError(
+            f"{FIELD}: {path} was tuned on {info.get('model')!r} and does not fit this model ({err})"
+        ) from None
     try:
         result = set_peft_model_state_dict(peft_model, tensors)
     except RuntimeError as err:  # a size mismatch: another model's adapter

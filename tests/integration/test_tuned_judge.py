@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from hmx.cli import main
-from hmx.config import JudgeConfig
+from hmx.config import ConfigError, JudgeConfig, typed_node
 from hmx.judge.modes.logprob import LogprobJudge
-from hmx.judge.tuned_adapter import load_adapter, merge_judge_adapter, save_adapter
+from hmx.judge.tuned_adapter import load_adapter, merge_judge_adapter, resolve_adapter_path, save_adapter
 from hmx.judge.validity.judge_tuning import TuneSettings, evaluate, split_by_message, tune_judge
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.pairs import load_pairs
@@ -116,3 +116,22 @@ def test_bad_flags_and_pairs_fail_with_the_field_named(capsys, tmp_path):
     )
     assert code == 2 and "no pairs with split 'nope'" in err
     assert not (tmp_path / "a.safetensors").exists()
+
+
+def test_a_wrong_adapter_file_is_refused_naming_the_field(capsys, tmp_path, cache_dir, tiny_model):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not safetensors")
+    validate = ["rubric", "validate", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
+    code, _, err = hmx(capsys, *validate, "--pairs", str(PAIRS), "--split", "test", "--adapter", str(junk))
+    assert code == 2 and "judge.adapter" in err and "not a safetensors judge adapter" in err
+    with pytest.raises(ConfigError, match="does not fit this model"):  # SmolLM2's adapter on the tiny model
+        merge_judge_adapter(copy.deepcopy(tiny_model), SHIPPED)
+
+
+def test_the_tuned_preset_names_the_shipped_smollm2_adapter(make_cfg):
+    cfg = typed_node(make_cfg("judge=tuned"), "judge")
+    assert cfg.mode == "logprob" and cfg.adapter
+    tensors, lora, info = load_adapter(cfg.adapter)
+    assert resolve_adapter_path(cfg.adapter).resolve() == SHIPPED
+    assert info["model"] == "smollm2-135m" and info["split"] == "dev" and tensors
+    assert lora["r"] <= 8 and SHIPPED.stat().st_size < 5_000_000
