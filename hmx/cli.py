@@ -72,15 +72,15 @@ COMMANDS: dict[str, Command] = {
     ),
     "rubric": Command(
         "hmx.commands.rubric:main",
-        "rubric authoring: lint, show, score, validate, fit-probe",
+        "rubric authoring: lint, show, score, validate, fit-probe, tune-judge",
         reads=(
-            "lint, show: rubric YAML files (a shipped name or a path); score, validate, fit-probe: a "
-            "rubric and a model (hub id, local path, tiny, or a run directory); validate, fit-probe: "
-            "a labelled pair file (--pairs)"
+            "lint, show: rubric YAML files (a shipped name or a path); score, validate, fit-probe, tune-judge: "
+            "a rubric and a model (hub id, local path, tiny, or a run directory); validate, fit-probe, "
+            "tune-judge: a labelled pair file (--pairs); score, validate --adapter: a tuned judge adapter"
         ),
         writes=(
-            "fit-probe: the probe file (--out, safetensors); lint, show, score, validate: nothing "
-            "(reports on stdout, --json: JSON; errors on stderr)"
+            "fit-probe: the probe file (--out, safetensors); tune-judge: the judge adapter (--out, "
+            "safetensors); lint, show, score, validate: nothing (reports on stdout, --json: JSON; errors on stderr)"
         ),
     ),
     "chat": Command(

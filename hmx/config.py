@@ -116,6 +116,7 @@ class JudgeConfig:
     examples: str | None = None  # fewshot mode: a labelled pair file whose dev pairs are shown as examples
     examples_per_criterion: int = 2  # fewshot mode: pairs shown per criterion
     probe: str | None = None  # probe mode: the head file written by hmx rubric fit-probe
+    adapter: str | None = None  # a judge adapter of hmx rubric tune-judge, merged into the base weights at load
     validate: str | None = None  # a labelled pair file: hmx train checks the judge on it before training
     validate_split: str | None = None  # only the pairs of this split (e.g. test); None: every pair
     min_accuracy: float | None = None  # refuse to train when the judge's pairwise accuracy is below this

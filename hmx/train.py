@@ -29,6 +29,7 @@ from hmx.evaluation.probes import SideEffectProbes, probes_config
 from hmx.generation import check_context, check_generation, model_context, resolve_generation
 from hmx.judge.modes.external import check_reachable
 from hmx.judge.registry import build_judge
+from hmx.judge.tuned_adapter import load_adapter, merge_judge_adapter
 from hmx.judge.validity.preflight import check_judge, pairs_to_check
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
@@ -86,6 +87,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     if judge_cfg.source == "external" or judge_cfg.panel:
         check_reachable(judge_cfg.external)  # a wrong URL fails here, not as a run of neutral rewards
     validity_pairs = pairs_to_check(judge_cfg, rubric)
+    if judge_cfg.adapter:  # a tuned judge (hmx rubric tune-judge): a missing or wrong file fails here
+        load_adapter(judge_cfg.adapter)
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
     side_effects = probes_config(cfg)
     minimal_pairs = audit_pairs(audit_cfg, rubric, rubric_path(rubric_cfg.path))
@@ -102,6 +105,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     guards = guard_functions(guards_cfg, args.max_completion_length or 512)  # 512: TRL's default
     check_reward_weights(rubric, guards_cfg)
     model = load_model(model_cfg, paths.cache_dir)
+    if judge_cfg.adapter:  # merged into the base weights: the policy LoRA goes on top, one copy of the weights
+        model = merge_judge_adapter(model, judge_cfg.adapter)
     check_context(args, tokenizer, train_dataset["prompt"], judge.judge, model_context(model.config))
     judge.judge.check_model(model)  # probe mode: a head fitted on another model's shape fails here
     if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here

@@ -15,6 +15,7 @@ import time
 import typing
 from pathlib import Path
 
+from hmx.commands import tune_judge
 from hmx.config import ConfigError, JudgeConfig, PathsConfig
 from hmx.errors import command_errors
 from hmx.judge.authoring import CriterionScore, load_judge_model, load_judge_tokenizer, score
@@ -42,6 +43,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fit-probe": (
         "fit probe mode's per-criterion heads on labelled pairs (validate them on another split)",
         "fit-probe --rubric NAME --model M --pairs FILE --split dev --out PROBE.safetensors",
+    ),
+    "tune-judge": (
+        "fine-tune the model to judge: LoRA, Bradley-Terry on expected scores (validate with --adapter ADAPTER)",
+        "tune-judge --rubric NAME --model M --pairs FILE --split dev --out ADAPTER.safetensors",
     ),
 }
 
@@ -79,7 +84,7 @@ def add_judge_options(sub: argparse.ArgumentParser) -> None:
 def judge_config(args: argparse.Namespace) -> JudgeConfig:
     """The judge config of :func:`add_judge_options`' flags."""
     options = {name: getattr(args, name) for name in (*SHARED_OPTIONS, *mode_options())}
-    return JudgeConfig(mode=args.mode, **options)
+    return JudgeConfig(mode=args.mode, adapter=args.adapter, **options)
 
 
 def print_scores(rows: list[CriterionScore], mode: str) -> None:
@@ -133,6 +138,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--json", action="store_true", help="print the results as JSON")
     for sub in (p_score, p_validate, p_fit):
         sub.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
+    for sub in (p_score, p_validate):
+        sub.add_argument("--adapter", help="a judge adapter of hmx rubric tune-judge, merged into the weights")
+    tune_judge.add_arguments(subs["tune-judge"])
     return parser.parse_args(argv)
 
 
@@ -165,7 +173,7 @@ def run_validate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     with contextlib.redirect_stdout(sys.stderr):
-        model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device)
+        model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device, cfg.adapter)
         build = lambda view: build_judge(view, tokenizer, cfg)  # noqa: E731
         device = next(model.parameters()).device
         validity = validate(build, rubric, model, pairs, device, args.mode, args.model, verbose=not args.json)
@@ -215,10 +223,12 @@ def run(args: argparse.Namespace) -> int:
         from hmx.commands.fit_probe import run_fit_probe
 
         return run_fit_probe(args, load_checked(args.rubric), load_judge_model)
+    if args.command == "tune-judge":
+        return tune_judge.run_tune_judge(args, load_checked(args.rubric), load_judge_model)
     rubric = load_checked(args.rubric, args.extra)
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout
-        model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device)
+        model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device, args.adapter)
         cfg = judge_config(args)
         loaded = time.perf_counter()
         rows = score(rubric, model, tokenizer, args.prompt, [args.completion], cfg)[0]

@@ -25,12 +25,30 @@ class CriterionScore:
     raw: str | None = None  # generate mode: what the judge wrote
 
 
-def load_judge_model(model: str, cache_dir: str, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
-    """Policy weights and tokenizer: a run directory (adapter on) or a model (hub id, path, ``tiny``)."""
+def load_judge_model(
+    model: str, cache_dir: str, device: str = "cpu", adapter: str | None = None
+) -> tuple[torch.nn.Module, Any]:
+    """Policy weights and tokenizer: a run directory (adapter on) or a model (hub id, path, ``tiny``);
+    ``adapter``: a tuned judge adapter (``judge.adapter``) merged into the model's weights first."""
     from hmx.models import pick_device
     from hmx.runs import load_weights, run_or_model
 
-    return load_weights(*run_or_model(model, cache_dir), pick_device(device))
+    if adapter is not None:
+        from hmx.config import ConfigError
+        from hmx.judge.tuned_adapter import load_adapter
+        from hmx.runs import is_run_path
+
+        if is_run_path(model):
+            raise ConfigError(
+                f"judge adapter {adapter}: a run directory ({model}) carries its own weights; pass a model"
+            )
+        load_adapter(adapter)  # a missing or wrong file fails before the model loads
+    weights, tokenizer = load_weights(*run_or_model(model, cache_dir), pick_device(device))
+    if adapter is not None:
+        from hmx.judge.tuned_adapter import merge_judge_adapter
+
+        weights = merge_judge_adapter(weights, adapter)
+    return weights, tokenizer
 
 
 def load_judge_tokenizer(model: str, cache_dir: str) -> Any:
