@@ -5,13 +5,28 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from hmx.config import ConfigError
 from hmx.judge.validity.accuracy import Validity
 from hmx.judge.validity.words_baseline import with_words_baseline
-from hmx.resources import ROOT
+from hmx.resources import ROOT, RUBRICS_DIR
 from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.schema import Rubric
+
+
+def shipped_probe(rubric: str, model: str) -> Path:
+    """The probe head shipped for ``rubric`` and ``model`` (a preset name such as ``smollm2-135m``):
+    ``rubrics/probes/RUBRIC.MODEL.safetensors``; ConfigError naming the fix when there is none."""
+    path = RUBRICS_DIR / "probes" / f"{rubric}.{Path(model).name}.safetensors"
+    if not path.is_file():
+        raise ConfigError(
+            f"config field 'judge.probe': no probe head is shipped for rubric {rubric!r} and model {model!r} "
+            f"({path} is not there); fit one with hmx rubric fit-probe --rubric {rubric} --model {model} "
+            "--pairs FILE --split dev --out PROBE.safetensors and pass --probe PROBE.safetensors"
+        )
+    return path
 
 
 def probe_fit_pairs(info: dict[str, Any], rubric: Rubric) -> list[LabelledPair] | None:
