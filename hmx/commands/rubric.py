@@ -164,6 +164,10 @@ def validate_config(args: argparse.Namespace, rubric: Rubric) -> JudgeConfig:
     cfg = replace(cfg, **{key: value for key, value in flags.items() if value is not None})
     if cfg.mode == "probe" and cfg.source == "self" and not cfg.probe:
         cfg = replace(cfg, probe=str(shipped_probe(rubric.name, args.model)))
+    if cfg.source == "external" or cfg.panel:  # the endpoint's settings are checked before any model loads
+        from hmx.judge.modes.external import check_external
+
+        check_external(cfg.external)
     return cfg
 
 
