@@ -199,7 +199,7 @@ def run_validate(args: argparse.Namespace) -> int:
         from hmx.judge.modes.probe import load_probe
         from hmx.judge.validity.probe_check import probe_fit_pairs, probe_summary
 
-        info = load_probe(cfg.probe).info  # read once for the summary and the words baseline
+        info = load_probe(str(cfg.probe)).info  # read once for the summary and the words baseline
         print(probe_summary(info), file=sys.stderr)
     judge_fit = probe_fit_pairs(info, rubric) if info is not None else None
     results = []
