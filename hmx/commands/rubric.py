@@ -94,7 +94,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for sub in (p_score, p_validate):
         sub.add_argument("--probe", help="probe mode: the head file of hmx rubric fit-probe")
     p_fit = commands.add_parser("fit-probe", help="fit probe mode's per-criterion heads on labelled pairs")
-    p_fit.add_argument("--pairs", required=True, help="labelled pair file (jsonl) to fit on")
+    p_fit.add_argument(
+        "--pairs", required=True, action="append", help="labelled pair file (jsonl) to fit on (repeat: several files)"
+    )
     p_fit.add_argument("--split", help="only the pairs of this split (e.g. dev); keep another for validate")
     p_fit.add_argument("--out", required=True, help="the probe file to write (.safetensors)")
     p_fit.add_argument("--layer", type=int, help="hidden_states index to read (default: chosen by cross-validation)")

@@ -74,3 +74,27 @@ def test_train_applies_the_bar_and_says_when_its_judge_was_never_validated(make_
     assert "never validated for model tiny and rubric hmx_feel" in err and "hmx rubric validate --judge logprob" in err
     with pytest.raises(ConfigError, match="require_valid.*needs judge.validate"):
         run(make_cfg("debug=smoke", "judge.require_valid=true"))
+
+
+def test_fit_probe_fits_on_several_files_and_validate_fits_the_baselines_on_them_all(tmp_path, capsys, cache_dir):
+    from hmx.judge.modes.probe import load_probe
+    from hmx.judge.validity.probe_check import probe_fit_pairs
+    from hmx.rubrics.schema import load_rubric
+
+    files = []
+    for name in ("hmx_feel.pairs.jsonl", "hmx_feel.minimal.pairs.jsonl"):
+        rows = [json.loads(line) for line in (RUBRICS_DIR / name).read_text().splitlines()]
+        dev = [r for r in rows if r["split"] == "dev"]
+        messages = list(dict.fromkeys(r["prompt"] for r in dev))[:3]
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in dev if r["prompt"] in messages))
+        files.append(path)
+    out = tmp_path / "probe.safetensors"
+    common = ["rubric", "fit-probe", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
+    code, _, err = hmx(capsys, *common, "--pairs", str(files[0]), "--pairs", str(files[1]), "--split", "dev",
+                       "--out", str(out), "--layer", "1")  # fmt: skip
+    assert code == 0, err
+    info = load_probe(out).info
+    fitted = probe_fit_pairs(info, load_rubric(RUBRICS_DIR / "hmx_feel.yaml"))
+    assert info["pairs"] == [str(f) for f in files] and fitted is not None and len(fitted) == info["fit_pairs"]
+    assert {p.prompt for p in fitted} >= {json.loads(files[1].read_text().splitlines()[0])["prompt"]}

@@ -31,11 +31,13 @@ def shipped_probe(rubric: str, model: str) -> Path:
 
 def probe_fit_pairs(info: dict[str, Any], rubric: Rubric) -> list[LabelledPair] | None:
     """The pairs a probe (its ``info``) was fitted on, when its pair file is still there."""
-    source = ROOT / str(info.get("pairs", ""))  # a shipped file is recorded relative to the shipped tree
-    if not info.get("pairs") or not source.is_file():
+    recorded = info.get("pairs")
+    names = [recorded] if isinstance(recorded, str) else list(recorded or [])
+    sources = [ROOT / str(name) for name in names]  # a shipped file is recorded relative to the shipped tree
+    if not sources or not all(source.is_file() for source in sources):
         return None
     splits = set(info.get("splits") or [])
-    return [p for p in load_pairs(source, rubric) if str(p.split) in splits]
+    return [p for source in sources for p in load_pairs(source, rubric) if str(p.split) in splits]
 
 
 def validate_probe(validity: Validity, pairs: Sequence[LabelledPair], info: dict[str, Any], rubric: Rubric) -> Validity:
