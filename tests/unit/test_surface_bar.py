@@ -80,3 +80,24 @@ def test_fluency_is_the_reply_log_probability_batched_or_not(tiny_model, tiny_to
     pairs = [LabelledPair("Hi there", "feelings", rows[0][1], rows[1][1], "dev", 1)]
     expected = 1.0 if together[0] > together[1] else 0.0
     assert fluency_outcomes(tiny_model, tiny_tokenizer, pairs, device) == [expected]
+
+
+def test_the_start_up_note_names_validate_for_a_judge_never_validated(tmp_path):
+    from hmx.judge.validity.records import RECORDS, find_record, load_records, startup_note
+
+    table = tmp_path / "validations.yaml"
+    table.write_text(
+        "validations:\n"
+        "  - {model: smollm2-135m, name_or_path: HuggingFaceTB/SmolLM2-135M-Instruct, rubric: hmx_feel, judge: probe,\n"
+        "     splits: [{split: test, valid: true}, {split: minimal-test, valid: false}]}\n"
+        "  - {model: smollm2-135m, rubric: hmx_feel, judge: binary, splits: [{split: test, valid: true}]}\n"
+    )
+    note = startup_note("smollm2-135m", "my_rubric", "logprob", table)
+    assert note is not None and "never validated for model smollm2-135m and rubric my_rubric" in note
+    assert "hmx rubric validate --judge logprob --model smollm2-135m --rubric my_rubric" in note
+    assert startup_note("smollm2-135m", "hmx_feel", "binary", table) is None  # validated and clear of the bar
+    failing = startup_note("HuggingFaceTB/SmolLM2-135M-Instruct", "hmx_feel", "probe", table)
+    assert failing is not None and "minimal-test" in failing and "never" not in failing
+    assert startup_note("tiny", "hmx_feel", "probe", tmp_path / "absent.yaml") is not None  # no table: say so
+    shipped = find_record(load_records(RECORDS), "smollm2-135m", "hmx_feel", "probe")
+    assert shipped is not None and shipped["splits"]  # the shipped head was measured, and the table says where

@@ -50,7 +50,11 @@ def startup_note(model: str, rubric: str, mode: str, path: Path = RECORDS) -> st
     """One line for ``hmx train``: None when the judge was validated for this model and rubric."""
     entry = find_record(load_records(path), model, rubric, mode)
     if entry is not None:
-        failed = [s["split"] for s in entry.get("splits") or [] if not s.get("valid")]
+        failed = [
+            f"{Path(s['pairs']).name}:{s['split']}" if s.get("pairs") else str(s["split"])
+            for s in entry.get("splits") or []
+            if not s.get("valid")
+        ]
         if not failed:
             return None
         return (
