@@ -98,3 +98,16 @@ def test_fit_probe_fits_on_several_files_and_validate_fits_the_baselines_on_them
     fitted = probe_fit_pairs(info, load_rubric(RUBRICS_DIR / "hmx_feel.yaml"))
     assert info["pairs"] == [str(f) for f in files] and fitted is not None and len(fitted) == info["fit_pairs"]
     assert {p.prompt for p in fitted} >= {json.loads(files[1].read_text().splitlines()[0])["prompt"]}
+
+
+def test_train_logs_the_surface_bar_with_the_first_step(make_cfg, tmp_path):
+    pairs = small_pairs(tmp_path)
+    run_dir = run(make_cfg("debug=smoke", f"judge.validate={pairs}", "trainer.max_steps=1"))
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    logged = [row for row in rows if "judge/validity/surface/margin" in row]
+    assert len(logged) == 1
+    bar = logged[0]
+    assert {"judge/validity/surface/unigram", "judge/validity/surface/bigram", "judge/validity/surface/fluency"} <= set(
+        bar
+    )
+    assert bar["judge/validity/surface/valid"] in (0.0, 1.0)
