@@ -120,6 +120,7 @@ class JudgeConfig:
     validate: str | None = None  # a labelled pair file: hmx train checks the judge on it before training
     validate_split: str | None = None  # only the pairs of this split (e.g. test); None: every pair
     min_accuracy: float | None = None  # refuse to train when the judge's pairwise accuracy is below this
+    require_valid: bool = False  # refuse to train when the judge fails the surface bar on judge.validate
 
 
 @dataclass

@@ -31,6 +31,7 @@ from hmx.judge.modes.external import check_reachable
 from hmx.judge.registry import build_judge
 from hmx.judge.tuned_adapter import load_adapter, merge_judge_adapter
 from hmx.judge.validity.preflight import check_judge, pairs_to_check
+from hmx.judge.validity.records import model_preset, startup_note
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
 from hmx.redaction import redact_text, redacted_output
@@ -102,6 +103,9 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     check_generation(args, tokenizer, train_dataset["prompt"], judge.judge)
     if is_main_process() and (hint := check_cpu_threads()):
         print(hint, file=sys.stderr, flush=True)
+    note = startup_note(model_preset(model_cfg.name_or_path), rubric.name, judge_cfg.mode)
+    if is_main_process() and judge_cfg.source == "self" and note:  # a judge never measured on this model and rubric
+        print(note, file=sys.stderr, flush=True)
     guards = guard_functions(guards_cfg, args.max_completion_length or 512)  # 512: TRL's default
     check_reward_weights(rubric, guards_cfg)
     model = load_model(model_cfg, paths.cache_dir)
@@ -112,8 +116,10 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here
         build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
         cast(torch.nn.Module, model).to(args.device)
-        validity = check_judge(judge_cfg, rubric, validity_pairs, build, model, args.device, model_cfg.name_or_path)
-        judge.log_once(validity.metrics())
+        validity, bar = check_judge(
+            judge_cfg, rubric, validity_pairs, build, model, args.device, model_cfg.name_or_path, tokenizer
+        )
+        judge.log_once(validity.metrics() | bar.metrics())
 
     # The lock, then the run directory: a new one, or the resumed one taken over.
     lock = take_run(start, cfg)

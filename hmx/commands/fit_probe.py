@@ -37,10 +37,12 @@ def run_fit_probe(args: argparse.Namespace, rubric: Rubric, loader: Callable[...
     out = checked_out_path(args.out, args.force)
     if not (math.isfinite(args.c) and args.c > 0):
         raise ConfigError(f"--c {args.c}: must be a positive number")
-    pairs = load_pairs(args.pairs, rubric, args.split)
+    files = [args.pairs] if isinstance(args.pairs, str) else list(args.pairs)  # --pairs repeats: one fit on all
+    pairs = [pair for file in files for pair in load_pairs(file, rubric, args.split)]
     missing = [c.name for c in rubric.criteria if not any(p.criterion == c.name for p in pairs)]
     if missing:
-        raise PairError(f"{args.pairs}: criterion: no pairs for {missing}; a probe needs pairs for every criterion")
+        shown = ", ".join(files)
+        raise PairError(f"{shown}: criterion: no pairs for {missing}; a probe needs pairs for every criterion")
     with contextlib.redirect_stdout(sys.stderr):
         model, tokenizer = loader(args.model, args.cache_dir, args.device)
     depth = int(getattr(model.config, "num_hidden_layers", 0))
@@ -49,7 +51,8 @@ def run_fit_probe(args: argparse.Namespace, rubric: Rubric, loader: Callable[...
     layers = [args.layer] if args.layer is not None else candidate_layers(depth)
     judge = ProbeJudge(rubric, tokenizer, JudgeConfig(mode="probe"), layers=layers)
     device = next(model.parameters()).device
-    source = shipped_relative(Path(args.pairs))
+    sources = [shipped_relative(Path(file)) for file in files]
+    source: str | list[str] = sources[0] if len(sources) == 1 else sources
     probe, scores = fit_probe(
         rubric, judge, model, pairs, device, c=args.c, cross=not args.no_cross, model_name=args.model, source=source
     )

@@ -13,10 +13,10 @@ import json
 import sys
 import time
 import typing
-from pathlib import Path
 
 from hmx.commands import tune_judge
-from hmx.config import ConfigError, JudgeConfig, PathsConfig
+from hmx.commands.validate import add_validate_arguments, run_validate
+from hmx.config import JudgeConfig, PathsConfig
 from hmx.errors import command_errors
 from hmx.judge.authoring import CriterionScore, load_judge_model, load_judge_tokenizer, score
 from hmx.judge.engine.prompts import has_thinking_mode, special_tokens
@@ -38,7 +38,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "validate": (
         "pairwise accuracy of the judge on labelled pairs, per criterion with a 95% interval and heuristics",
-        "validate --rubric NAME --model M --pairs FILE [--mode MODE] [--split test] [--json]",
+        "validate [--judge PRESET | --mode MODE] --model M --pairs FILE [--split test]... [--json]",
     ),
     "fit-probe": (
         "fit probe mode's per-criterion heads on labelled pairs (validate them on another split)",
@@ -62,18 +62,21 @@ def description() -> str:
 SHARED_OPTIONS = ("weights", "batch_size")  # the judge options every mode reads that the sub-commands offer
 
 
-def add_judge_options(sub: argparse.ArgumentParser) -> None:
+def add_judge_options(sub: argparse.ArgumentParser, preset: bool = False) -> None:
     """``--mode`` and a flag per judge option (``--contrastive-scale`` for ``judge.contrastive_scale``, ...):
-    the shared ones and each mode's, as :data:`hmx.judge.registry.MODES` lists them, defaults from JudgeConfig."""
-    sub.add_argument("--mode", choices=tuple(MODES), default="logprob")
+    the shared ones and each mode's, as :data:`hmx.judge.registry.MODES` lists them, defaults from JudgeConfig
+    (``preset``: no defaults, so a flag left out keeps the ``--judge`` preset's value)."""
+    sub.add_argument("--mode", choices=tuple(MODES), default=None if preset else "logprob")
     defaults, hints = {f.name: f.default for f in dataclasses.fields(JudgeConfig)}, typing.get_type_hints(JudgeConfig)
+    if preset:
+        defaults = dict.fromkeys(defaults)
     modes: dict[str, list[str]] = {name: [] for name in SHARED_OPTIONS} | mode_options()
     for name, users in modes.items():
         default = defaults[name]
         kind = next(k for k in typing.get_args(hints[name]) or [hints[name]] if k is not type(None))  # int | None: int
         what = f"{'/'.join(users)} mode: " if users else ""
         flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
+        if hints[name] is bool or isinstance(default, bool):
             sub.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f"{what}judge.{name}")
         elif name == "weights":
             sub.add_argument(flag, choices=("policy", "base"), default=default, help="base: a run's adapter off")
@@ -119,22 +122,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for sub in (p_show, p_score, p_validate):
         sub.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
     p_validate.add_argument("--pairs", required=True, help="labelled pair file (jsonl; see docs/rubrics.md)")
-    p_validate.add_argument("--split", help="only the pairs of this split (e.g. test)")
-    p_validate.add_argument("--min-accuracy", type=float, help="exit 1 when the overall accuracy is below this")
-    p_fit.add_argument("--pairs", required=True, help="labelled pair file (jsonl) to fit on")
+    add_validate_arguments(p_validate)
+    p_fit.add_argument(
+        "--pairs", required=True, action="append", help="labelled pair file (jsonl) to fit on (repeat: several files)"
+    )
     p_fit.add_argument("--split", help="only the pairs of this split (e.g. dev); keep another for validate")
     p_fit.add_argument("--out", required=True, help="the probe file to write (.safetensors)")
     p_fit.add_argument("--layer", type=int, help="hidden_states index to read (default: chosen by cross-validation)")
     p_fit.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic heads (default 0.1)")
     p_fit.add_argument("--no-cross", action="store_true", help="fit on the file's pairs only, no cross-criterion pairs")
     p_fit.add_argument("--force", action="store_true", help="replace an existing --out file")
-    for sub in (p_score, p_validate, p_fit):
+    for sub in (p_score, p_fit):
         sub.add_argument("--rubric", required=True, help="shipped rubric name or path")
+    p_validate.add_argument("--rubric", default="hmx_feel", help="shipped rubric name or path (default: hmx_feel)")
     for sub in (p_show, p_score, p_validate, p_fit):
         sub.add_argument("--model", default="tiny", help="preset (smollm2-135m, tiny), hub id, model dir or run dir")
         sub.add_argument("--cache-dir", default=PathsConfig.cache_dir, help="where the tiny model is built")
+    add_judge_options(p_score)
+    add_judge_options(p_validate, preset=True)
     for sub in (p_score, p_validate):
-        add_judge_options(sub)
         sub.add_argument("--json", action="store_true", help="print the results as JSON")
     for sub in (p_score, p_validate, p_fit):
         sub.add_argument("--device", default="cpu", help="cpu (default), auto (the GPU when there is one), cuda, ...")
@@ -152,52 +158,6 @@ def pick_criteria(rubric: Rubric, name: str | None) -> list[Criterion]:
     if name not in names:
         raise RubricError(f"{rubric.source}: --criterion {name!r}: no such criterion (criteria: {', '.join(names)})")
     return [rubric.criterion(name)]
-
-
-def run_validate(args: argparse.Namespace) -> int:
-    """``hmx rubric validate``: the pairs are checked before the model loads; exit 1 below ``--min-accuracy``."""
-    from hmx.judge.registry import build_judge
-    from hmx.judge.validity.accuracy import format_table, validate
-    from hmx.rubrics.pairs import load_pairs
-
-    if args.min_accuracy is not None and not 0.0 <= args.min_accuracy <= 1.0:
-        raise ConfigError(f"--min-accuracy {args.min_accuracy}: must be within [0, 1] (a share of the pairs)")
-    rubric = load_checked(args.rubric, args.extra)
-    pairs = load_pairs(args.pairs, rubric, args.split)
-    cfg = judge_config(args)
-    same_file = args.examples and Path(args.examples).resolve() == Path(args.pairs).resolve()
-    if args.mode == "fewshot" and same_file and args.split in (None, "dev"):
-        print(
-            "hmx rubric validate: warning: the fewshot examples are dev pairs of the file validated on; "
-            "report --split test",
-            file=sys.stderr,
-        )
-    with contextlib.redirect_stdout(sys.stderr):
-        model, tokenizer = load_judge_model(args.model, args.cache_dir, args.device, cfg.adapter)
-        build = lambda view: build_judge(view, tokenizer, cfg)  # noqa: E731
-        device = next(model.parameters()).device
-        validity = validate(build, rubric, model, pairs, device, args.mode, args.model, verbose=not args.json)
-    if args.mode == "probe":
-        from hmx.judge.modes.probe import load_probe
-        from hmx.judge.validity.probe_check import probe_summary, validate_probe
-
-        info = load_probe(args.probe).info  # read once for the summary and the words baseline
-        print(probe_summary(info), file=sys.stderr)
-        validity = validate_probe(validity, pairs, info, rubric)
-    if args.json:
-        result = validity.as_dict()
-        result["at_chance"] = validity.overall.at_chance
-        print(json.dumps(result, indent=2))
-    else:
-        print(format_table(validity))
-    print(f"({validity.seconds:.1f}s, {len(pairs)} pairs)", file=sys.stderr)
-    if args.min_accuracy is not None and validity.overall.accuracy < args.min_accuracy:
-        print(
-            f"hmx rubric validate: accuracy {validity.overall.accuracy:.3f} < --min-accuracy {args.min_accuracy}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:

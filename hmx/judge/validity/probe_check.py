@@ -5,22 +5,39 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from hmx.config import ConfigError
 from hmx.judge.validity.accuracy import Validity
 from hmx.judge.validity.words_baseline import with_words_baseline
-from hmx.resources import ROOT
+from hmx.resources import ROOT, RUBRICS_DIR
 from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.schema import Rubric
 
 
+def shipped_probe(rubric: str, model: str) -> Path:
+    """The probe head shipped for ``rubric`` and ``model`` (a preset name such as ``smollm2-135m``):
+    ``rubrics/probes/RUBRIC.MODEL.safetensors``; ConfigError naming the fix when there is none."""
+    path = RUBRICS_DIR / "probes" / f"{rubric}.{Path(model).name}.safetensors"
+    if not path.is_file():
+        raise ConfigError(
+            f"config field 'judge.probe': no probe head is shipped for rubric {rubric!r} and model {model!r} "
+            f"({path} is not there); fit one with hmx rubric fit-probe --rubric {rubric} --model {model} "
+            "--pairs FILE --split dev --out PROBE.safetensors and pass --probe PROBE.safetensors"
+        )
+    return path
+
+
 def probe_fit_pairs(info: dict[str, Any], rubric: Rubric) -> list[LabelledPair] | None:
     """The pairs a probe (its ``info``) was fitted on, when its pair file is still there."""
-    source = ROOT / str(info.get("pairs", ""))  # a shipped file is recorded relative to the shipped tree
-    if not info.get("pairs") or not source.is_file():
+    recorded = info.get("pairs")
+    names = [recorded] if isinstance(recorded, str) else list(recorded or [])
+    sources = [ROOT / str(name) for name in names]  # a shipped file is recorded relative to the shipped tree
+    if not sources or not all(source.is_file() for source in sources):
         return None
     splits = set(info.get("splits") or [])
-    return [p for p in load_pairs(source, rubric) if str(p.split) in splits]
+    return [p for source in sources for p in load_pairs(source, rubric) if str(p.split) in splits]
 
 
 def validate_probe(validity: Validity, pairs: Sequence[LabelledPair], info: dict[str, Any], rubric: Rubric) -> Validity:

@@ -181,7 +181,7 @@ def fit_probe(
     c: float = 0.1,
     cross: bool = True,
     model_name: str = "",
-    source: str = "",
+    source: str | list[str] = "",
     progress: bool = True,
 ) -> tuple[Probe, dict[int, float]]:
     """The probe fitted on ``pairs`` (layer by cross-validation among ``judge.layers``) and each layer's CV accuracy."""
