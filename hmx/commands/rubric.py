@@ -81,7 +81,8 @@ def add_judge_options(sub: argparse.ArgumentParser, preset: bool = False) -> Non
         elif name == "weights":
             sub.add_argument(flag, choices=("policy", "base"), default=default, help="base: a run's adapter off")
         else:
-            sub.add_argument(flag, type=kind, default=default, help=f"{what}judge.{name} (default: %(default)s)")
+            shown = "the --judge preset's" if preset else "%(default)s"
+            sub.add_argument(flag, type=kind, default=default, help=f"{what}judge.{name} (default: {shown})")
 
 
 def judge_config(args: argparse.Namespace) -> JudgeConfig:
@@ -121,7 +122,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--completion", default=SAMPLE_COMPLETION)
     for sub in (p_show, p_score, p_validate):
         sub.add_argument("--extra", action="append", default=[], help="add another rubric's criteria (repeatable)")
-    p_validate.add_argument("--pairs", required=True, help="labelled pair file (jsonl; see docs/rubrics.md)")
     add_validate_arguments(p_validate)
     p_fit.add_argument(
         "--pairs", required=True, action="append", help="labelled pair file (jsonl) to fit on (repeat: several files)"
