@@ -20,7 +20,8 @@ from transformers import set_seed
 from hmx.config import typed_node
 from hmx.errors import command_errors
 from hmx.evaluation.benchmarks import run_benchmarks
-from hmx.evaluation.expression import run_expression
+from hmx.evaluation.expression import load_instrument, run_expression
+from hmx.evaluation.instrument import describe, instrument_config, reward_judge, shared_with_reward, summary_line
 from hmx.evaluation.report import write_report
 from hmx.evaluation.suite import suite_config
 from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
@@ -52,6 +53,7 @@ def run(cfg: DictConfig) -> Path:
         build_judge(
             rubric, tokenizer, replace(judge_cfg, mode="logprob" if judge_cfg.mode == "generate" else judge_cfg.mode)
         )
+    judges = expression_judges(suite, judge_cfg, target, rubric, model, tokenizer)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
 
     metrics: dict[str, dict[str, Any]] = {}
@@ -91,10 +93,29 @@ def run(cfg: DictConfig) -> Path:
         "samples": samples,
         "metrics": metrics,
         "details": details,
+        "expression_judges": judges,  # what measured expression/*, and what the instrument shares with the reward
     }
     path = write_report(target.out_dir, results, records)
     print(f"\nhmx: evaluation finished → {path.parent} (results.json, results.md)", flush=True)
     return path
+
+
+def expression_judges(
+    suite: Any, judge_cfg: Any, target: Any, rubric: Any, model: Any, tokenizer: Any
+) -> dict[str, Any] | None:
+    """The expression judges as results.json records them; the instrument is built and checked now."""
+    if not suite.expression.enabled:
+        return None
+    judges: dict[str, Any] = {"self": describe(judge_cfg)}
+    instrument = suite.expression.judge
+    if instrument is not None:
+        load_instrument(suite.expression, rubric, model, tokenizer, target.cache_dir)  # a bad head fails here
+        reward, source = reward_judge(judge_cfg, target.adapter.run_dir if target.adapter else None)
+        shares = shared_with_reward(instrument, reward, suite.expression.judge_model, target.model)
+        judges["instrument"] = {**describe(instrument_config(instrument)), "shares_with_reward": shares}
+        judges["reward"] = {**describe(reward), "from": source}
+        print(summary_line(shares, source), flush=True)
+    return judges
 
 
 def _metric(value: float, better: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hmx.config import ConfigError, ModelConfig
+from hmx.config import ConfigError, JudgeConfig, ModelConfig
 
 # suite name → lm-eval task name (hmx/evaluation/tasks/<task>.yaml)
 BENCHMARK_TASKS = {
@@ -39,6 +39,9 @@ class ExpressionConfig:
     max_new_tokens: int = 256
     batch_size: int = 8
     external_judge: ModelConfig | None = None  # a second judge model; null: the model's own judge only
+    # the instrument (hmx/evaluation/instrument.py): a judge independent of the reward, scored with the adapter off
+    judge: JudgeConfig | None = None  # a judge node: +judge@suite.expression.judge=probe suite.expression.judge.probe=F
+    judge_model: ModelConfig | None = None  # the instrument's model; null: the evaluated model's base weights
 
 
 @dataclass
