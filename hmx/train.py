@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from transformers import TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
 
+from hmx.before_after import BeforeAfter, pick_prompts
 from hmx.checkpoints import PickleFreeCheckpoints, plan_run, remove_pickles, take_run
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.cpu_threads import check_cpu_threads
@@ -39,6 +40,7 @@ from hmx.rewards.guards import check_reward_weights, guard_functions, guard_weig
 from hmx.rewards.self_judge import SelfJudgeRewards
 from hmx.rubrics.render import check_template
 from hmx.rubrics.schema import combine_rubrics, load_rubric
+from hmx.run_summary import before_after_lines, judge_lines
 from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process
 
 DEPRECATED_CHECKPOINTING = r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated"
@@ -87,6 +89,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
     side_effects = probes_config(cfg)
     train_dataset = load_prompts(data_cfg)
+    shown = pick_prompts(data_cfg, rubric, int(cfg.get("before_after") or 0))  # before_after.md's prompts
     peft_config = lora_config(plain_dict(cfg, "peft"))
     start = plan_run(agree_run_dir(paths.runs_dir, cfg.run_name), cfg.run_name, cfg.get("resume"))
     start.check(cfg)  # a resume's config changes: refused, applied or warned (hmx/resume_policy.py)
@@ -102,6 +105,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     check_context(args, tokenizer, train_dataset["prompt"], judge.judge, model_context(model.config))
     if (check_model := getattr(judge.judge, "check_model", None)) is not None:
         check_model(model)  # probe mode: a head fitted on another model's shape fails here
+    validity = None
     if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here
         build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
         cast(torch.nn.Module, model).to(args.device)
@@ -122,7 +126,12 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             train_dataset=train_dataset,
             processing_class=tokenizer,
             peft_config=peft_config,
-            callbacks=[MetricsFile(run_dir), PickleFreeCheckpoints(), *callbacks],
+            callbacks=[
+                MetricsFile(run_dir),
+                PickleFreeCheckpoints(),
+                BeforeAfter(run_dir, tokenizer, shown),
+                *callbacks,
+            ],
         )
         judge.bind(cast(torch.nn.Module, trainer.model), trainer.accelerator.device)
         if isinstance(judge.judge, GenerateJudge):
@@ -152,12 +161,12 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     if stopped:
         stop.exit(run_dir, trainer.state.global_step)
     if is_main_process():
-        report(run_dir, report_to)
+        report(run_dir, report_to, [*judge_lines(judge_cfg, validity), *before_after_lines(run_dir)])
     return run_dir
 
 
-def report(run_dir: Path, report_to: list[str]) -> None:
-    """Tell the user where everything is."""
+def report(run_dir: Path, report_to: list[str], summary: Sequence[str] = ()) -> None:
+    """Tell the user where everything is, what the judge was measured to be, and the answers before and after."""
     lines = [f"\nhmx: run finished → {run_dir}"]
     for name, what in [
         ("config.yaml", "resolved config"),
@@ -165,6 +174,7 @@ def report(run_dir: Path, report_to: list[str]) -> None:
         ("metrics.jsonl", "metrics per logging step"),
         ("completions", "sampled completions with per-criterion scores (parquet)"),
         ("rewards.png", "reward curve"),
+        ("before_after.md", "three held-out prompts answered before and after training (greedy)"),
     ]:
         if (run_dir / name).exists():
             lines.append(f"  {name:<15} {what}")
@@ -172,6 +182,7 @@ def report(run_dir: Path, report_to: list[str]) -> None:
         offline = sorted((run_dir / "wandb").glob("offline-run-*"))
         if offline:
             lines.append(f"  wandb           offline; upload with: wandb sync {offline[-1]}")
+    lines.extend(summary)
     print("\n".join(lines), flush=True)
 
 
