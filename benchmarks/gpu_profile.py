@@ -174,7 +174,8 @@ def train_step(name: str, variant: str, args: argparse.Namespace, report: Report
         "model=qwen3-0.6b",  # the preset's loading options; the weights are the shape's
         f"model.name_or_path={path}",
         f"model.dtype={args.dtype if cuda else 'float32'}",
-        "trainer=gpu_lora" if cuda else "trainer=default",
+        "trainer=gpu_lora" if cuda else "trainer=tiny",
+        "judge=logprob",  # the CPU default's probe head fits SmolLM2 only
         "generation=hf",
         "logger=none",
         f"paths.cache_dir={args.cache_dir}",

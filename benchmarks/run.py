@@ -99,6 +99,8 @@ class Suite:
     def train_overrides(self, steps: int, batch: int, generations: int, tokens: int, *extra: str) -> list[str]:
         return [
             "logger=none",
+            "judge=logprob",  # the figures' judge (the CPU default's probe head fits SmolLM2 only)
+            "trainer=tiny",  # the trainer node these figures were measured with; the fields below override it
             f"paths.runs_dir={self.tmp / 'runs'}",
             f"paths.cache_dir={self.cache_dir}",
             f"trainer.max_steps={steps}",

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from transformers import TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
 
+from hmx.before_after import BeforeAfter, pick_prompts
 from hmx.checkpoints import PickleFreeCheckpoints, plan_run, save_adapter, take_run
 from hmx.config import ConfigError, plain_dict, typed_node
 from hmx.cpu_threads import check_cpu_threads
@@ -42,6 +43,7 @@ from hmx.rewards.guards import check_reward_weights, guard_functions, guard_weig
 from hmx.rewards.self_judge import SelfJudgeRewards
 from hmx.rubrics.render import check_template
 from hmx.rubrics.schema import combine_rubrics, load_rubric
+from hmx.run_summary import before_after_lines, judge_lines
 from hmx.tracking import MetricsFile, agree_run_dir, configure_wandb, is_main_process, read_metrics
 
 DEPRECATED_CHECKPOINTING = r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated"
@@ -94,6 +96,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     side_effects = probes_config(cfg)
     minimal_pairs = audit_pairs(audit_cfg, rubric, rubric_path(rubric_cfg.path))
     train_dataset = load_prompts(data_cfg)
+    shown = pick_prompts(data_cfg, rubric, int(cfg.get("before_after") or 0))  # before_after.md's prompts
     peft_config = lora_config(plain_dict(cfg, "peft"))
     start = plan_run(agree_run_dir(paths.runs_dir, cfg.run_name), cfg.run_name, cfg.get("resume"))
     start.check(cfg)  # a resume's config changes: refused, applied or warned (hmx/resume_policy.py)
@@ -113,6 +116,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         model = merge_judge_adapter(model, judge_cfg.adapter)
     check_context(args, tokenizer, train_dataset["prompt"], judge.judge, model_context(model.config))
     judge.judge.check_model(model)  # probe mode: a head fitted on another model's shape fails here
+    validity = None
     if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here
         build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
         cast(torch.nn.Module, model).to(args.device)
@@ -135,7 +139,12 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             train_dataset=train_dataset,
             processing_class=tokenizer,
             peft_config=peft_config,
-            callbacks=[MetricsFile(run_dir), PickleFreeCheckpoints(), *callbacks],
+            callbacks=[
+                MetricsFile(run_dir),
+                PickleFreeCheckpoints(),
+                BeforeAfter(run_dir, tokenizer, shown),
+                *callbacks,
+            ],
         )
         judge.bind(cast(torch.nn.Module, trainer.model), trainer.accelerator.device)
         judge.judge.attach_vllm(trainer.vllm_generation if args.use_vllm else None)  # generate mode (a panel's too)
@@ -169,12 +178,14 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         print("hmx: the SIGTERM came as the run ended; its adapter was written in full", flush=True)
     if is_main_process():
         metrics = run_dir / "metrics.jsonl"
-        report(run_dir, report_to, audit_summary(read_metrics(metrics), audit_cfg) if metrics.is_file() else [])
+        audit_lines = audit_summary(read_metrics(metrics), audit_cfg) if metrics.is_file() else []
+        report(run_dir, report_to, [*audit_lines, *judge_lines(judge_cfg, validity), *before_after_lines(run_dir)])
     return run_dir
 
 
-def report(run_dir: Path, report_to: list[str], audit: Sequence[str] = ()) -> None:
-    """Tell the user where everything is, and what the reward-hacking audit saw."""
+def report(run_dir: Path, report_to: list[str], summary: Sequence[str] = ()) -> None:
+    """Tell the user where everything is, what the audit saw, what the judge was measured to be, and the
+    answers before and after."""
     lines = [f"\nhmx: run finished → {run_dir}"]
     for name, what in [
         ("config.yaml", "resolved config"),
@@ -182,6 +193,7 @@ def report(run_dir: Path, report_to: list[str], audit: Sequence[str] = ()) -> No
         ("metrics.jsonl", "metrics per logging step"),
         ("completions", "sampled completions with per-criterion scores (parquet)"),
         ("rewards.png", "reward curves: judge criteria, guards, audit"),
+        ("before_after.md", "three held-out prompts answered before and after training (greedy)"),
     ]:
         if (run_dir / name).exists():
             lines.append(f"  {name:<15} {what}")
@@ -189,7 +201,7 @@ def report(run_dir: Path, report_to: list[str], audit: Sequence[str] = ()) -> No
         offline = sorted((run_dir / "wandb").glob("offline-run-*"))
         if offline:
             lines.append(f"  wandb           offline; upload with: wandb sync {offline[-1]}")
-    lines.extend(audit)
+    lines.extend(summary)
     print("\n".join(lines), flush=True)
 
 

@@ -37,6 +37,9 @@ EXPERIMENT = f"""# @package _global_
 defaults:
   - override /rubric: {NAME}
   - override /data: {NAME}
+  - override /model: tiny      # hmx's CPU default is SmolLM2 with a probe head fitted for hmx_feel, not your rubric
+  - override /judge: logprob   # a real model: model=smollm2-135m here, and `hmx rubric validate` your judge first
+  - override /trainer: tiny
 
 paths:
   runs_dir: ${{hmx_project:}}/outputs/runs

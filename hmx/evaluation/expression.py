@@ -4,8 +4,10 @@ The model answers each prompt of the data's eval split (chat template, greedy de
 the logprob judge (the same one that rewards training) scores every answer on every criterion:
 with the evaluated model's own weights (``self``: adapter on; ``endpoint`` when the run's judge is
 ``judge.source=external``, the OpenAI-compatible endpoint) and, when the suite names one,
-with an external judge model (``external``). Scores are raw expected scores on the rubric's
-scale (never flipped: a reverse run is judged by the forward rubric).
+with an external judge model (``external``). ``suite.expression.judge`` adds the instrument
+(``instrument``: a judge independent of the reward, with the adapter off or on its own model;
+hmx/evaluation/instrument.py records what it shares with the reward). Scores are raw expected
+scores on the rubric's scale (never flipped: a reverse run is judged by the forward rubric).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hmx.chat_template import user_prompt
 from hmx.config import DataConfig, JudgeConfig
 from hmx.data import load_prompts
 from hmx.decoding import greedy_decode
+from hmx.evaluation.instrument import INSTRUMENT, instrument_config
 from hmx.evaluation.suite import ExpressionConfig
 from hmx.judge.protocol import Judge
 from hmx.judge.registry import build_judge, scoring_config
@@ -83,6 +86,33 @@ def summarise(rubric: Rubric, scores: torch.Tensor) -> dict[str, float]:
     return metrics
 
 
+def load_instrument(
+    cfg: ExpressionConfig, rubric: Rubric, model: Any, tokenizer: PreTrainedTokenizerBase, cache_dir: str
+) -> tuple[Judge, Any]:
+    """The instrument's judge and the model it reads (the evaluated model, whose adapter it turns off, or its own)."""
+    assert cfg.judge is not None
+    if cfg.judge_model is not None:
+        tokenizer = load_tokenizer(cfg.judge_model, cache_dir)
+        model = load_model(cfg.judge_model, cache_dir).to(model.device).eval()
+    judge = build_judge(rubric, tokenizer, instrument_config(cfg.judge))
+    if (check_model := getattr(judge, "check_model", None)) is not None:
+        check_model(model)  # a probe head fitted on another model's shape fails here
+    return judge, model
+
+
+def score_with_instrument(
+    cfg: ExpressionConfig,
+    rubric: Rubric,
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    answers: list[str],
+    cache_dir: str,
+) -> torch.Tensor:
+    judge, judge_model = load_instrument(cfg, rubric, model, tokenizer, cache_dir)
+    return judge_scores(judge, judge_model, prompts, answers, model.device)
+
+
 def run_expression(
     model: Any,  # a causal LM: transformers or peft
     tokenizer: PreTrainedTokenizerBase,
@@ -106,6 +136,8 @@ def run_expression(
         external_model.to(model.device).eval()
         judged["external"] = judge_scores(external_judge, external_model, prompts, answers, model.device)
         del external_model
+    if cfg.judge is not None:
+        judged[INSTRUMENT] = score_with_instrument(cfg, rubric, model, tokenizer, prompts, answers, cache_dir)
     metrics = {
         f"{name}/{key}": value for name, scores in judged.items() for key, value in summarise(rubric, scores).items()
     }

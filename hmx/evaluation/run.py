@@ -21,7 +21,8 @@ from transformers import set_seed
 from hmx.config import ConfigError, JudgeConfig, typed_node
 from hmx.errors import command_errors
 from hmx.evaluation.benchmarks import run_benchmarks
-from hmx.evaluation.expression import run_expression
+from hmx.evaluation.expression import load_instrument, run_expression
+from hmx.evaluation.instrument import describe, instrument_config, reward_judge, shared_with_reward, summary_line
 from hmx.evaluation.report import write_report
 from hmx.evaluation.suite import suite_config
 from hmx.evaluation.sycophancy import DIRECTIONS, run_sycophancy
@@ -54,6 +55,7 @@ def run(cfg: DictConfig) -> Path:
         build_judge(rubric, tokenizer, scoring_config(judge_cfg))
         if judge_cfg.source == "external":
             check_reachable(judge_cfg.external)  # a wrong URL fails here, not as blank scores at the end
+    judges = expression_judges(suite, judge_cfg, target, rubric, model, tokenizer)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
 
     metrics: dict[str, dict[str, Any]] = {}
@@ -94,6 +96,7 @@ def run(cfg: DictConfig) -> Path:
         "samples": samples,
         "metrics": metrics,
         "details": details,
+        "expression_judges": judges,  # what measured expression/*, and what the instrument shares with the reward
     }
     path = write_report(target.out_dir, results, records)
     print(f"\nhmx: evaluation finished → {path.parent} (results.json, results.md)", flush=True)
@@ -109,6 +112,24 @@ def check_endpoint_scored(metrics: dict[str, float], judge_cfg: JudgeConfig) -> 
             "none of the answers (every request failed or did not parse; the warnings above say why: a key, "
             "a model name, a server error); nothing written"
         )
+
+
+def expression_judges(
+    suite: Any, judge_cfg: Any, target: Any, rubric: Any, model: Any, tokenizer: Any
+) -> dict[str, Any] | None:
+    """The expression judges as results.json records them; the instrument is built and checked now."""
+    if not suite.expression.enabled:
+        return None
+    judges: dict[str, Any] = {"self": describe(judge_cfg)}
+    instrument = suite.expression.judge
+    if instrument is not None:
+        load_instrument(suite.expression, rubric, model, tokenizer, target.cache_dir)  # a bad head fails here
+        reward, source = reward_judge(judge_cfg, target.adapter.run_dir if target.adapter else None)
+        shares = shared_with_reward(instrument, reward, suite.expression.judge_model, target.model)
+        judges["instrument"] = {**describe(instrument_config(instrument)), "shares_with_reward": shares}
+        judges["reward"] = {**describe(reward), "from": source}
+        print(summary_line(shares, source), flush=True)
+    return judges
 
 
 def _metric(value: float, better: str) -> dict[str, Any]:

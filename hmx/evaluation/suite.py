@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 
-from hmx.config import ConfigError, ModelConfig, parse_node
+from hmx.config import ConfigError, JudgeConfig, ModelConfig, parse_node
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class ExpressionConfig:
     max_new_tokens: int = 256
     batch_size: int = 8
     external_judge: ModelConfig | None = None  # a second judge model; null: the model's own judge only
+    # the instrument (hmx/evaluation/instrument.py): a judge independent of the reward, scored with the adapter off
+    judge: JudgeConfig | None = None  # a judge node: +judge@suite.expression.judge=probe suite.expression.judge.probe=F
+    judge_model: ModelConfig | None = None  # the instrument's model; null: the evaluated model's base weights
 
 
 @dataclass

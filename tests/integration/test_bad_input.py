@@ -23,7 +23,14 @@ RUBRIC = (RUBRICS_DIR / "hmx_feel.yaml").read_text(encoding="utf-8")
 def train_fails(tmp_path: Path, cache_dir: Path, capsys, *overrides: str) -> str:
     """Run `hmx train` in-process; assert exit 2 and no run directory; return stderr."""
     runs = tmp_path / "runs"
-    argv = ["train", f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "logger=none", "run_name=bad"]
+    argv = [
+        "train",
+        "debug=tiny",
+        f"paths.runs_dir={runs}",
+        f"paths.cache_dir={cache_dir}",
+        "logger=none",
+        "run_name=bad",
+    ]
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*argv, *overrides])
     err = capsys.readouterr().err
@@ -42,7 +49,7 @@ def rubric_file(tmp_path: Path, text: str) -> Path:
 def test_malformed_yaml_as_a_subprocess(tmp_path, cache_dir):
     path = rubric_file(tmp_path, RUBRIC.replace("criteria:", "criteria: [", 1))
     result = subprocess.run(
-        [sys.executable, "-m", "hmx.cli", "train", f"rubric.path={path}", f"paths.cache_dir={cache_dir}"],
+        [sys.executable, "-m", "hmx.cli", "train", "debug=tiny", f"rubric.path={path}", f"paths.cache_dir={cache_dir}"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

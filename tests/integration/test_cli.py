@@ -33,14 +33,16 @@ def test_smoke_run_with_wandb_offline_prints_its_outputs(tmp_path, cache_dir):
 
 
 def test_unknown_key_fails_with_hydras_message(tmp_path):
-    result = hmx("train", "trainer.learnin_rate=1", cwd=tmp_path)
+    result = hmx("train", "debug=tiny", "trainer.learnin_rate=1", cwd=tmp_path)
     assert result.returncode != 0
     assert "Could not override 'trainer.learnin_rate'" in result.stderr
     assert not (tmp_path / "outputs").exists()
 
 
 def test_missing_model_path_fails_before_writing(tmp_path, cache_dir):
-    result = hmx("train", "model.name_or_path=./no/such/model", f"paths.cache_dir={cache_dir}", cwd=tmp_path)
+    result = hmx(
+        "train", "debug=tiny", "model.name_or_path=./no/such/model", f"paths.cache_dir={cache_dir}", cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "model.name_or_path" in result.stderr and "./no/such/model" in result.stderr
     assert not (tmp_path / "outputs").exists()

@@ -31,7 +31,7 @@ def fails(capsys, *argv: str) -> str:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["train", "rubric.path=/nonexistent/r.yaml", "logger=none"], "hmx train: error: "),
+        (["train", "debug=tiny", "rubric.path=/nonexistent/r.yaml", "logger=none"], "hmx train: error: "),
         (["eval", "run_dir=/nonexistent/run"], "hmx eval: error: /nonexistent/run: no such run"),
         (["compare", "/nonexistent/a"], "hmx compare: error: "),
         (["rubric", "show", "hmx_feel", "--criterion", "nope"], "hmx rubric show: error: "),

@@ -211,7 +211,14 @@ def test_a_request_the_server_refuses_is_not_retried(server, feel_rubric, tiny_t
 def test_bad_external_config_exits_2_naming_the_field(tmp_path, cache_dir, capsys, monkeypatch):
     monkeypatch.delenv("HMX_TEST_JUDGE_KEY", raising=False)
     runs = tmp_path / "runs"
-    base = ["train", f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "logger=none", "judge=external"]
+    base = [
+        "train",
+        "debug=tiny",
+        f"paths.runs_dir={runs}",
+        f"paths.cache_dir={cache_dir}",
+        "logger=none",
+        "judge=external",
+    ]
     url, model = "judge.external.base_url=http://127.0.0.1:9/v1", "judge.external.model=m"
     cases = [  # each field's check: tests/unit/test_external_judge.py
         ([], "judge.external.base_url"),

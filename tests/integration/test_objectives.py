@@ -29,7 +29,9 @@ def test_every_shipped_preset_is_listed():
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-@pytest.mark.parametrize("base", [[], ["experiment=hmx_feel_qwen3_4b"]], ids=["tiny", "qwen3_4b"])
+@pytest.mark.parametrize(
+    "base", [["debug=tiny"], [], ["experiment=hmx_feel_qwen3_4b"]], ids=["tiny", "default", "qwen3_4b"]
+)
 def test_preset_builds_a_grpo_config_with_its_fields(make_cfg, tmp_path, preset, base):
     cfg = make_cfg(*base, f"objective={preset}")
     plain = make_cfg(*base)

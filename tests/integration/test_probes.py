@@ -69,5 +69,5 @@ def test_bad_probes_config_fails_before_the_run_starts(make_cfg, tmp_path):
         ("probes.truthfulqa=0", "config fields 'probes.truthfulqa' and 'probes.sycophancy': both 0"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
-            run(make_cfg("probes.steps=1", "probes.sycophancy=0", override))
+            run(make_cfg("debug=tiny", "probes.steps=1", "probes.sycophancy=0", override))
     assert not (tmp_path / "runs").exists()

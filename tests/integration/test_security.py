@@ -28,7 +28,14 @@ MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
 def train_fails(tmp_path: Path, cache_dir: Path, capsys, *overrides: str) -> str:
     runs = tmp_path / "runs"
-    argv = ["train", f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "logger=none", "run_name=bad"]
+    argv = [
+        "train",
+        "debug=tiny",
+        f"paths.runs_dir={runs}",
+        f"paths.cache_dir={cache_dir}",
+        "logger=none",
+        "run_name=bad",
+    ]
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*argv, *overrides])
     err = capsys.readouterr().err
