@@ -140,10 +140,11 @@ def test_the_tuned_preset_names_the_shipped_smollm2_adapter(make_cfg):
 def test_train_merges_the_adapter_before_anything_is_written(make_cfg, tmp_path):
     from hmx.train import run
 
-    cfg = make_cfg("judge=tuned", "logger=none")  # SmolLM2's adapter on the tiny model: refused at the merge
+    # SmolLM2's adapter on the tiny model: refused at the merge
+    cfg = make_cfg("debug=tiny", "judge=tuned", "logger=none")
     with pytest.raises(ConfigError, match="judge.adapter.*does not fit this model"):
         run(cfg)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
-    missing = make_cfg(f"judge.adapter={tmp_path / 'none.safetensors'}", "logger=none")
+    missing = make_cfg("debug=tiny", f"judge.adapter={tmp_path / 'none.safetensors'}", "logger=none")
     with pytest.raises(ConfigError, match="judge adapter not found"):
         run(missing)

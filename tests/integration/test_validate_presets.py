@@ -38,8 +38,10 @@ def test_every_judge_preset_validates_with_no_other_flag(preset, tmp_path, capsy
     code, out, err = hmx(capsys, *common, "--pairs", str(pairs))
     if preset == "external":  # an endpoint is the one thing a preset cannot name: a clear error, no model loaded
         assert code == 2 and "judge.external.base_url" in err and "Traceback" not in err
-    elif preset == "probe":  # no head is shipped for the random tiny model (one is for smollm2-135m)
-        assert code == 2 and "hmx_feel.tiny.safetensors" in err and "hmx rubric fit-probe" in err
+    elif preset == "probe":  # the preset's head is SmolLM2's: on the random tiny model a clear error, not a crash
+        assert code == 2 and "fit a probe on this model" in err and "Traceback" not in err
+    elif preset == "tuned":  # likewise the tuned adapter: fitted on SmolLM2, refused on the tiny model
+        assert code == 2 and "judge.adapter" in err and "does not fit this model" in err and "Traceback" not in err
     else:
         assert code == 0, err
         assert "surface baselines" in out and ("VALID" in out) and "unigram" in out and "fluency" in out

@@ -1,6 +1,6 @@
 """Which judges were measured: the shipped table of validations per (model, rubric, judge mode).
 
-``rubrics/validations.yaml`` lists what ``hmx rubric validate`` measured on hmx's own pairs, one entry
+``rubrics/records/validations.yaml`` lists what ``hmx rubric validate`` measured on hmx's own pairs, one entry
 per model, rubric and judge mode, with the verdict of the surface bar on each split
 (:mod:`hmx.judge.validity.surface_bar`). At start-up ``hmx train`` looks its judge up there
 (:func:`startup_note`) and says in one line when it was never validated, naming the command to run.
@@ -15,7 +15,7 @@ import yaml
 
 from hmx.resources import RUBRICS_DIR
 
-RECORDS = RUBRICS_DIR / "validations.yaml"
+RECORDS = RUBRICS_DIR / "records" / "validations.yaml"
 
 
 def load_records(path: Path = RECORDS) -> list[dict[str, Any]]:
