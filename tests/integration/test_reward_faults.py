@@ -59,7 +59,9 @@ def all_equal(logits: torch.Tensor) -> None:
 
 def faulty_run(make_cfg, poison) -> tuple[Path, JudgeFault, list[dict], pd.DataFrame]:
     fault = JudgeFault(poison)
-    cfg = make_cfg("debug=smoke", "logger=none", "trainer.log_completions=true", "run_name=faulty")
+    # the poison hooks every forward call of the reward pass; the audit's own judge passes are left out
+    audit_off = ("audit.steps=0", "audit.minimal_steps=0")
+    cfg = make_cfg("debug=smoke", "logger=none", "trainer.log_completions=true", "run_name=faulty", *audit_off)
     run_dir = run(cfg, callbacks=[fault])
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     table = pd.concat(pd.read_parquet(p) for p in sorted((run_dir / "completions").glob("*.parquet")))
