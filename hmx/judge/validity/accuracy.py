@@ -19,7 +19,6 @@ over all pairs:
 from __future__ import annotations
 
 import math
-import random
 import re
 import statistics
 import sys
@@ -48,16 +47,6 @@ def outcome(chosen: float, rejected: float) -> float:
     if chosen != chosen or rejected != rejected or abs(chosen - rejected) <= TIE:
         return 0.5
     return 1.0 if chosen > rejected else 0.0
-
-
-def bootstrap_interval(outcomes: Sequence[float], draws: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of the mean outcome, pairs independent (kept for comparison only:
-    it ignores clustering and collapses to [1, 1] when every pair is right; use :func:`accuracy_interval`)."""
-    if not outcomes:
-        return float("nan"), float("nan")
-    rng, n = random.Random(seed), len(outcomes)
-    means = sorted(sum(rng.choices(outcomes, k=n)) / n for _ in range(draws))
-    return means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
 
 
 def _cluster_variance(values: Sequence[float], clusters: Sequence[object]) -> tuple[float, float, int]:
