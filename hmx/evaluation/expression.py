@@ -95,8 +95,7 @@ def load_instrument(
         tokenizer = load_tokenizer(cfg.judge_model, cache_dir)
         model = load_model(cfg.judge_model, cache_dir).to(model.device).eval()
     judge = build_judge(rubric, tokenizer, instrument_config(cfg.judge))
-    if (check_model := getattr(judge, "check_model", None)) is not None:
-        check_model(model)  # a probe head fitted on another model's shape fails here
+    judge.check_model(model)  # a probe head fitted on another model's shape fails here (a no-op for other modes)
     return judge, model
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hmx.config import JudgeConfig, ModelConfig, typed_node
+from hmx.judge.registry import scoring_config
 from hmx.resources import ROOT
 
 INSTRUMENT = "instrument"  # metric prefix: expression/instrument/<criterion>, expression/instrument/overall
@@ -30,7 +31,7 @@ INSTRUMENT = "instrument"  # metric prefix: expression/instrument/<criterion>, e
 
 def instrument_config(judge: JudgeConfig) -> JudgeConfig:
     """The instrument's judge as it scores: adapter off; generate mode scored through its logprob form."""
-    return replace(judge, weights="base", mode="logprob" if judge.mode == "generate" else judge.mode)
+    return scoring_config(replace(judge, weights="base"))
 
 
 def reward_judge(eval_judge: JudgeConfig, run_dir: Path | None) -> tuple[JudgeConfig, str]:
