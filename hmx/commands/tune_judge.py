@@ -15,12 +15,12 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hmx.config import ConfigError
+from hmx.destinations import check_destination
 from hmx.resources import ROOT
 from hmx.rubrics.pairs import load_pairs
 from hmx.rubrics.schema import Rubric
@@ -53,23 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def checked_out_path(out: str, force: bool) -> Path:
     """``--out``: a writable .safetensors file path, not there yet (or ``--force``), checked before any work."""
-    path = Path(out).expanduser()
-    if path.suffix != ".safetensors":
+    if Path(out).suffix != ".safetensors":
         raise ConfigError(f"--out {out!r}: the adapter is written as safetensors; name it *.safetensors")
-    if path.is_dir():
-        raise ConfigError(f"--out {out!r}: is a directory; name the file to write")
-    if path.exists() and not force:
-        raise ConfigError(f"--out {out!r}: the file exists; pass --force to replace it")
-    folder = path.parent.absolute()
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"--out {out!r}: {folder} is a regular file, not a folder")
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as err:
-        raise ConfigError(f"--out {out!r}: cannot write in {folder} ({err.strerror})") from None
-    return path
+    return check_destination(out, "--out", "file", force=force)
 
 
 def settings_from(args: argparse.Namespace) -> TuneSettings:
