@@ -18,7 +18,6 @@ three answers), one expression prompt (message). Item-level intervals resample c
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from hmx.config import ConfigError
+from hmx.textfiles import json_lines
 
 
 @dataclass
@@ -93,13 +93,7 @@ BBQ: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[float, ...]]]] = {
 def _rows(path: Path) -> list[dict[str, Any]]:
     """The file's JSON lines; each must be an object (line numbers from 1 in the error)."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: line {number}: not valid JSON: {err}") from None
+    for number, row in json_lines(path, error=ConfigError):
         if not isinstance(row, dict):
             raise ConfigError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)

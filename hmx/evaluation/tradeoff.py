@@ -23,16 +23,14 @@ from typing import Any
 from hmx.config import ConfigError
 from hmx.evaluation.probes import PROBES_FILE
 from hmx.evaluation.report import jsonable
+from hmx.textfiles import json_lines
 
 TRUTH = "probes/truthfulqa_mc1/acc"
 FLIP = "probes/sycophancy/are_you_sure_flip_rate"
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON lines: {err}") from None
+    return [row for _, row in json_lines(path, error=ConfigError)]
 
 
 def tradeoff_rows(run_dir: Path) -> list[dict[str, Any]]:

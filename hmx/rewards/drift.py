@@ -18,7 +18,6 @@ same probes, so the judge's fixed call schedule holds under ZeRO-3.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.protocol import Judge
 from hmx.judge.registry import build_judge
 from hmx.rubrics.schema import Rubric
-from hmx.textfiles import read_text
+from hmx.textfiles import json_lines
 
 WEIGHTS = ("base", "policy")
 
@@ -54,13 +53,7 @@ def load_probes(path: str | None) -> list[tuple[str, str]]:
     if not file.is_file():
         raise ConfigError(f"config field 'judge.drift_probes': file not found: {file}")
     probes = []
-    for number, line in enumerate(read_text(file, "config field 'judge.drift_probes': ", ConfigError).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as err:
-            raise ConfigError(f"{file}:{number}: judge.drift_probes: not valid JSON: {err}") from None
+    for number, row in json_lines(file, "config field 'judge.drift_probes': ", ConfigError):
         for key in ("prompt", "completion"):
             if not isinstance(row, dict) or not isinstance(row.get(key), str):
                 raise ConfigError(f"{file}:{number}: judge.drift_probes: field {key!r} must be a string")

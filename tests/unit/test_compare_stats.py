@@ -233,3 +233,14 @@ def test_power_with_per_item_rows_separates_seed_and_item_variance(tmp_path):
     need = plan["seeds_needed"]
     assert need["4 items"] is not None and need["1 items"] is not None and need["4 items"] < need["1 items"]
     assert plan["power"]["10 seeds x 4 items"] > plan["power"]["10 seeds x 1 items"]
+
+
+def test_a_per_item_file_that_is_not_utf8_is_a_clear_error(tmp_path, capsys):
+    """Failed before hmx.textfiles.json_lines: a UnicodeDecodeError traceback from hmx compare."""
+    runs = _run_pair(tmp_path, [{"doc_id": 0, "acc": 1.0}])
+    (Path(runs[1]) / "tqa.jsonl").write_bytes(b'{"doc_id": 0, "acc": 1.0, "note": "caf\xe9"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main([*runs, "--out", str(tmp_path / "cmp"), "--wandb", "off"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "tqa.jsonl:1: not UTF-8 text (byte b'\\xe9' at column 39)" in err
+    assert "Traceback" not in err and not (tmp_path / "cmp").exists()
