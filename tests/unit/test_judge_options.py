@@ -183,6 +183,18 @@ def test_a_run_recorded_with_flat_keys_resumes_without_a_refused_change(tmp_path
         config_changes(previous, scaled)
 
 
+def test_an_option_node_the_old_preset_lacked_compares_as_its_default(tmp_path):
+    """The previous release's logprob preset had no max_rationale_tokens; the new one has judge.generate: a run
+    recorded with it is not refused over a default it never set."""
+    cfg = composed("judge=logprob")
+    recorded = OmegaConf.to_container(cfg, resolve=True)
+    recorded["judge"] = flat_form(recorded["judge"])
+    del recorded["judge"]["max_rationale_tokens"]
+    previous = tmp_path / "config.yaml"
+    previous.write_text(OmegaConf.to_yaml(OmegaConf.create(recorded)))
+    assert config_changes(previous, cfg) == {"applied": [], "warned": []}
+
+
 def test_an_old_runs_input_hashes_are_checked_under_the_new_field_names(tmp_path):
     old = {"judge.probe": {"path": "h.safetensors", "sha256": "a" * 64}}
     now = {"judge.probe.head": {"path": "h.safetensors", "sha256": "b" * 64}}
@@ -190,3 +202,24 @@ def test_an_old_runs_input_hashes_are_checked_under_the_new_field_names(tmp_path
         input_changes(old, now, tmp_path / "inputs.json")
     same = {"judge.probe.head": {"path": "h.safetensors", "sha256": "a" * 64}}
     assert input_changes(old, same, tmp_path / "inputs.json") == {"applied": [], "warned": []}
+
+
+@pytest.mark.parametrize("spelling", ["new", "old"])
+def test_rubric_flags_come_from_the_schema_with_the_old_spellings_as_aliases(spelling):
+    from hmx.commands.judge_flags import judge_config
+    from hmx.commands.rubric import parse_args
+
+    flags = {
+        "new": ["--contrastive-scale", "3", "--fewshot-examples", PAIRS, "--fewshot-per-criterion", "1",
+                "--generate-max-rationale-tokens", "5", "--probe-head", "h.safetensors"],
+        "old": ["--contrastive-scale", "3", "--examples", PAIRS, "--examples-per-criterion", "1",
+                "--max-rationale-tokens", "5", "--probe", "h.safetensors"],
+    }[spelling]  # fmt: skip
+    args = parse_args(["score", "--rubric", "hmx_feel", "--mode", "fewshot", *flags])
+    cfg = judge_config(args)
+    assert (cfg.mode, cfg.contrastive.scale, cfg.fewshot.examples) == ("fewshot", 3.0, PAIRS)
+    assert cfg.fewshot.per_criterion == 1
+    assert (cfg.generate.max_rationale_tokens, cfg.probe.head) == (5, "h.safetensors")
+    preset = parse_args(["validate", "--pairs", PAIRS, "--judge", "probe", "--batch-size", "2"])
+    kept = judge_config(preset, typed_node(composed("judge=probe"), "judge"))
+    assert kept.batch_size == 2 and Path(kept.probe.head).is_file()  # a flag left out keeps the preset's value
