@@ -12,8 +12,9 @@ but for the options its class declares ``BOOKKEEPING``, and the batching engine'
 is applied, recorded and **warned** about: the continuation is no longer what an uninterrupted
 run would have done. The content of the files the config names (``inputs.json``,
 hmx/run_inputs.py) is checked the same way, by the field that names the file: a rubric edited in
-place is refused. All of this is checked before anything is
-written, so ``config.yaml`` and ``inputs.json`` always state what is in effect.
+place is refused. A run recorded with the previous release's flat judge keys is compared under the
+new names (hmx.config.migrate_node). All of this is checked before anything is written, so
+``config.yaml`` and ``inputs.json`` always state what is in effect.
 """
 
 from __future__ import annotations

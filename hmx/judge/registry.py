@@ -1,11 +1,12 @@
 """The judge modes in one table, and the one place a judge is built from its config.
 
 Each row of :data:`MODES` names its class lazily (``"module:Class"``, lm-eval's registry pattern: a
-mode's module is imported only when a config asks for it), its own options (the dataclass of the node
-``judge.<mode>``, e.g. :class:`~hmx.config.ContrastiveOptions` for ``judge.contrastive.scale``) and its
-traits. Config validation (``judge.mode``), the
-``hmx rubric`` choices and flags, evaluation and the benchmarks read this table; adding a mode is
-its module under ``hmx/judge/modes/``, one row here and its preset in ``conf/judge/``.
+mode's module is imported only when a config asks for it), its own options (the dataclass of the
+node ``judge.<mode>``, e.g. :class:`~hmx.config.ContrastiveOptions` for ``judge.contrastive.scale``)
+and its traits. Config validation (``judge.mode``), the ``hmx rubric`` choices and flags,
+evaluation and the benchmarks read this table; the resume policy reads the same option classes
+from JudgeConfig. Adding a mode is its module under ``hmx/judge/modes/``, one row here and its
+preset in ``conf/judge/`` (and, when it has options, their dataclass in hmx/config.py).
 
 Sources (``judge.source``): ``self`` (a mode of :data:`MODES`, with the policy's weights) or
 ``external`` (an OpenAI-compatible endpoint, :data:`EXTERNAL`); ``judge.panel=true`` wraps both and
