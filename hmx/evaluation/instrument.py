@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from hmx.config import JudgeConfig, ModelConfig, typed_node
+from hmx.config import JudgeConfig, ModelConfig, migrate_node, typed_node
 from hmx.judge.registry import scoring_config
 from hmx.resources import ROOT
 
@@ -39,7 +39,8 @@ def reward_judge(eval_judge: JudgeConfig, run_dir: Path | None) -> tuple[JudgeCo
     config = run_dir / "config.yaml" if run_dir is not None else None
     if config is not None and config.is_file():
         loaded = OmegaConf.load(config)
-        if isinstance(loaded, DictConfig):
+        if isinstance(loaded, DictConfig):  # a run recorded with flat judge keys: moved silently (not the user's)
+            loaded["judge"] = migrate_node(JudgeConfig, loaded.get("judge"), "judge", warn=False)
             return typed_node(loaded, "judge"), str(config)
     return eval_judge, "the eval's judge node (no training run: the reward of the runs compared with it)"
 

@@ -223,3 +223,18 @@ def test_rubric_flags_come_from_the_schema_with_the_old_spellings_as_aliases(spe
     preset = parse_args(["validate", "--pairs", PAIRS, "--judge", "probe", "--batch-size", "2"])
     kept = judge_config(preset, typed_node(composed("judge=probe"), "judge"))
     assert kept.batch_size == 2 and Path(kept.probe.head).is_file()  # a flag left out keeps the preset's value
+
+
+def test_eval_reads_an_old_runs_reward_judge_silently(tmp_path, capsys):
+    from hmx.evaluation.instrument import reward_judge
+
+    (tmp_path / "config.yaml").write_text(
+        "judge:\n  mode: probe\n  probe: /old/head.safetensors\n  contrastive_scale: 2.0\n"
+    )
+    judge, source = reward_judge(JudgeConfig(), tmp_path)
+    assert (judge.probe.head, judge.contrastive.scale, source) == (
+        "/old/head.safetensors",
+        2.0,
+        str(tmp_path / "config.yaml"),
+    )
+    assert "deprecated" not in capsys.readouterr().err
