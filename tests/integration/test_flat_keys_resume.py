@@ -59,3 +59,19 @@ def test_a_run_recorded_with_flat_keys_resumes_and_its_files_are_still_checked(m
     assert judge["fewshot"] == {"examples": str(pairs), "per_criterion": 1} and "examples" not in judge
     assert "judge.fewshot.examples" in json.loads((run_dir / "inputs.json").read_text())
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_python_m_hmx_train_takes_a_deprecated_key(tmp_path, cache_dir):
+    """The accelerate/sbatch entry point (``python -m hmx.train``) rewrites the old key as ``hmx train`` does."""
+    import subprocess
+    import sys
+
+    argv = ["debug=smoke", "judge=contrastive", "judge.contrastive_scale=nan", f"paths.runs_dir={tmp_path / 'runs'}"]
+    result = subprocess.run(
+        [sys.executable, "-m", "hmx.train", *argv, f"paths.cache_dir={cache_dir}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "hmx: config field 'judge.contrastive_scale' is deprecated: use judge.contrastive.scale" in result.stderr
+    assert "config field 'judge.contrastive.scale': must be a finite number" in result.stderr
+    assert not (tmp_path / "runs").exists()
