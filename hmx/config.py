@@ -8,11 +8,14 @@ unknown key or a wrong type fails with the node's name.
 
 from __future__ import annotations
 
+import copy
 import math
+import sys
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, TypeVar, cast
+from operator import attrgetter
+from typing import Any, ClassVar, TypeVar, cast, get_args, get_type_hints
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, flag_override
 from omegaconf.errors import OmegaConfBaseException
 
 from hmx.errors import InputError
@@ -97,30 +100,86 @@ class ExternalJudgeConfig:
 
 
 @dataclass
+class ModeOptions:
+    """A judge mode's own options, the node ``judge.<mode>`` (one subclass per mode that has options; the mode's
+    row in hmx.judge.registry.MODES names it). A resumed run may not change them (they change the reward), except
+    the ones a subclass lists in ``BOOKKEEPING`` (hmx/resume_policy.py)."""
+
+    BOOKKEEPING: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass
+class GenerateOptions(ModeOptions):
+    """``judge.generate``: the written verdict (also the external judge's generate scoring)."""
+
+    max_rationale_tokens: int = 64  # the rationale's token budget before "Score: N"
+
+
+@dataclass
+class FewshotOptions(ModeOptions):
+    """``judge.fewshot``: the labelled examples shown in the prompt."""
+
+    examples: str | None = None  # a labelled pair file whose dev pairs are shown as examples
+    per_criterion: int = 2  # pairs shown per criterion
+
+
+@dataclass
+class ContrastiveOptions(ModeOptions):
+    """``judge.contrastive``: the logistic that maps the likelihood gap to the scale."""
+
+    scale: float = 10.0  # score = min + range * sigmoid(scale * log-likelihood gap)
+
+
+@dataclass
+class ProbeOptions(ModeOptions):
+    """``judge.probe``: the fitted linear heads."""
+
+    head: str | None = None  # the head file written by hmx rubric fit-probe
+
+
+@dataclass
 class JudgeConfig:
+    """The ``judge`` node. Options every mode reads and the batching engine's (:data:`ENGINE_OPTIONS`; the packing
+    ones are read by every mode it packs: logprob, binary, fewshot, probe) are flat; an option read by one mode
+    lives under that mode's name (``judge.contrastive.scale``; :data:`MODE_OPTIONS`). The flat names of the
+    previous release (``judge.contrastive_scale``, ...: :data:`RENAMED`) still work, with a deprecation message."""
+
     mode: str = "logprob"  # a row of hmx.judge.registry.MODES (checked there); docs/rubrics.md compares them
     source: str = "self"  # self: the policy judges (mode, weights) | external: the endpoint of judge.external
     panel: bool = False  # also score every batch with the self, frozen-base and external judges; log agreement
     external: ExternalJudgeConfig = field(default_factory=ExternalJudgeConfig)
     weights: str = "policy"  # policy: adapter on (self-rewarding) | base: adapter off (frozen judge)
     batch_size: int = 16  # fixed micro-batch: every rank makes the same number of forward calls
-    max_batch_tokens: int | None = None  # logprob mode: padded tokens per call (0: batch_size rows; None: by device)
-    prefix_cache: bool = True  # logprob mode: encode the rubric prefix once per pass, keep its KV cache
+    max_batch_tokens: int | None = None  # packed modes: padded tokens per call (0: batch_size rows; None: by device)
+    prefix_cache: bool = True  # packed modes: encode the rubric prefix once per pass, keep its KV cache
     prefill: str = "Score: "
     max_prompt_chars: int = 2000
     max_completion_chars: int = 4000
-    max_rationale_tokens: int = 64  # generate mode: the rationale's token budget before "Score: N"
     drift_steps: int = 0  # every N steps score the drift probes with base and policy weights (0: off)
     drift_probes: str | None = None  # jsonl with prompt/completion rows; None: hmx's built-in probe set
-    contrastive_scale: float = 10.0  # contrastive mode: score = min + range * sigmoid(scale * log-likelihood gap)
-    examples: str | None = None  # fewshot mode: a labelled pair file whose dev pairs are shown as examples
-    examples_per_criterion: int = 2  # fewshot mode: pairs shown per criterion
-    probe: str | None = None  # probe mode: the head file written by hmx rubric fit-probe
     adapter: str | None = None  # a judge adapter of hmx rubric tune-judge, merged into the base weights at load
     validate: str | None = None  # a labelled pair file: hmx train checks the judge on it before training
     validate_split: str | None = None  # only the pairs of this split (e.g. test); None: every pair
     min_accuracy: float | None = None  # refuse to train when the judge's pairwise accuracy is below this
     require_valid: bool = False  # refuse to train when the judge fails the surface bar on judge.validate
+    generate: GenerateOptions = field(default_factory=GenerateOptions)
+    fewshot: FewshotOptions = field(default_factory=FewshotOptions)
+    contrastive: ContrastiveOptions = field(default_factory=ContrastiveOptions)
+    probe: ProbeOptions = field(default_factory=ProbeOptions)
+
+
+PACKING_OPTIONS = ("max_batch_tokens", "prefix_cache")  # read by every mode the packed engine scores
+ENGINE_OPTIONS = ("batch_size", *PACKING_OPTIONS)  # the batching engine's, flat; applied on resume (no reward change)
+
+
+def option_nodes(schema: type) -> dict[str, type[ModeOptions]]:
+    """The fields of ``schema`` that are a mode's options node, and their classes."""
+    default = schema()
+    nodes = {item.name: getattr(default, item.name) for item in fields(schema)}
+    return {name: type(node) for name, node in nodes.items() if isinstance(node, ModeOptions)}
+
+
+MODE_OPTIONS = option_nodes(JudgeConfig)  # judge.<mode> -> its options' class
 
 
 @dataclass
@@ -188,7 +247,8 @@ MINIMUM = {  # integer fields with a floor (checked at start-up, before any run 
     ("judge", "max_batch_tokens"): 0,
     ("judge", "max_prompt_chars"): 1,
     ("judge", "max_completion_chars"): 1,
-    ("judge", "max_rationale_tokens"): 1,
+    ("judge", "generate.max_rationale_tokens"): 1,
+    ("judge", "fewshot.per_criterion"): 0,
     ("judge", "drift_steps"): 0,
     ("audit", "steps"): 0,
     ("audit", "window"): 1,
@@ -231,17 +291,100 @@ SCHEMAS: dict[str, type] = {
 }
 
 
+# A flat key of the previous release -> its place now (dotted, under the same node); kept for one release.
+RENAMED: dict[type, dict[str, str]] = {
+    JudgeConfig: {
+        "contrastive_scale": "contrastive.scale",
+        "examples": "fewshot.examples",
+        "examples_per_criterion": "fewshot.per_criterion",
+        "max_rationale_tokens": "generate.max_rationale_tokens",
+        "probe": "probe.head",
+    }
+}
+_warned: set[str] = set()
+
+
+def migrate_node(schema: type, node: Any, name: str, warn: bool = True) -> Any:
+    """``node`` with the deprecated keys of ``schema`` and of its nested nodes (:data:`RENAMED`) moved to their
+    new places, as a plain dict (interpolations kept); ``node`` itself when it has none. Each old key met is named
+    once per process on stderr (``warn``: a key the user wrote; a run's recorded config.yaml is migrated
+    silently). An old key wins over its new place: that may hold a preset's default, the old key was written."""
+    if isinstance(node, DictConfig):
+        plain = OmegaConf.to_container(node, resolve=False)
+    elif isinstance(node, dict):
+        plain = copy.deepcopy(node)
+    else:
+        return node
+    return plain if _migrate(schema, cast(dict[str, Any], plain), name, warn) else node
+
+
+def _migrate(schema: type, plain: dict[str, Any], name: str, warn: bool) -> bool:
+    moves = RENAMED.get(schema, {})
+    # judge.probe names both the old key (a file) and the new node (a mapping): only a non-mapping is the old key
+    found = [old for old in moves if old in plain and not (moves[old].startswith(f"{old}.") and _is_node(plain[old]))]
+    for old in found:
+        value, path = plain.pop(old), moves[old].split(".")
+        parent = plain
+        for key in path[:-1]:
+            if not _is_node(parent.get(key)):
+                parent[key] = {}
+            parent = parent[key]
+        parent[path[-1]] = value
+        if warn and f"{name}.{old}" not in _warned:
+            _warned.add(f"{name}.{old}")
+            print(f"hmx: config field '{name}.{old}' is deprecated: use {name}.{moves[old]}", file=sys.stderr)
+    changed = bool(found)
+    hints = get_type_hints(schema)
+    for item in fields(schema):
+        nested = next((t for t in (hints[item.name], *get_args(hints[item.name])) if is_dataclass(t)), None)
+        if isinstance(nested, type) and _is_node(plain.get(item.name)):
+            changed = _migrate(nested, plain[item.name], f"{name}.{item.name}", warn) or changed
+    return changed
+
+
+def _is_node(value: Any) -> bool:
+    return isinstance(value, (dict, DictConfig))
+
+
+def renamed_field(dotted: str) -> str:
+    """A recorded field name (``judge.probe``, as an old run's inputs.json has it) under its current name."""
+    node, _, key = dotted.partition(".")
+    schema = SCHEMAS.get(node)
+    new = RENAMED.get(schema, {}).get(key) if schema else None
+    return f"{node}.{new}" if new else dotted
+
+
+def renamed_overrides(overrides: list[str]) -> list[str]:
+    """Hydra overrides with a deprecated judge key (``judge.contrastive_scale=5``, also under another node:
+    ``suite.expression.judge.examples=F``) force-added (``++``): a preset no longer has the key, so Hydra would
+    refuse it; :func:`migrate_node` then moves it to its new place, with its message."""
+    old_keys = RENAMED[JudgeConfig]
+    out = []
+    for override in overrides:
+        key, equals, _ = override.partition("=")
+        parts = key.split(".")
+        if equals and key[:1] not in "+~-" and len(parts) >= 2 and parts[-2] == "judge" and parts[-1] in old_keys:
+            override = f"++{override}"
+        out.append(override)
+    return out
+
+
 def parse_node(schema: type[T], node: Any, name: str) -> T:
     """``node`` (an OmegaConf node, a dict, or None: the defaults) merged into the dataclass ``schema``.
 
     The one config parser of hmx (``typed_node``, ``suite``, ``probes``): an unknown key, a wrong type or a
-    non-finite float is a ConfigError naming the field, ``config field '<name>.<key>': ...``.
+    non-finite float is a ConfigError naming the field, ``config field '<name>.<key>': ...``; a deprecated key
+    is moved first (:func:`migrate_node`).
     """
+    node = migrate_node(schema, node, name)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node if node is not None else {})
         parsed = cast(T, OmegaConf.to_object(merged))
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None)
+        if not key and (scalar := _scalar_for_node(schema, node)):
+            field_name, keys, value = scalar
+            raise ConfigError(f"config field '{name}.{field_name}': must be a node ({keys}), got {value!r}") from None
         where = f"config field '{name}.{key}'" if key else f"config node '{name}'"
         message = str(getattr(err, "msg", err)).split("\n")[0]  # OmegaConf's own lines repeat the key
         raise ConfigError(f"{where}: {message}") from None
@@ -249,15 +392,32 @@ def parse_node(schema: type[T], node: Any, name: str) -> T:
     return parsed
 
 
+def _scalar_for_node(schema: type, node: Any) -> tuple[str, str, Any] | None:
+    """The first field of ``schema`` that is a node but got a plain value (OmegaConf names no key then): its name,
+    its keys and the value."""
+    default = schema()
+    for item in fields(schema):
+        value, nested = (node.get(item.name) if _is_node(node) else None), getattr(default, item.name)
+        if is_dataclass(nested) and value is not None and not _is_node(value):
+            return item.name, ", ".join(f.name for f in fields(nested)), value
+    return None
+
+
 def typed_node(cfg: DictConfig, name: str) -> Any:
-    """Merge ``cfg[name]`` into its schema and return the dataclass instance."""
+    """Merge ``cfg[name]`` into its schema and return the dataclass instance. A node with deprecated keys is
+    migrated in ``cfg`` too, so that what the run records (config.yaml) has the current keys."""
+    moved = migrate_node(SCHEMAS[name], cfg[name], name)
+    if moved is not cfg[name]:
+        with flag_override(cfg, ["struct", "readonly"], False):
+            cfg[name] = moved
     node: Any = parse_node(SCHEMAS[name], cfg[name], name)
     for (group, key), allowed in CHOICES.items():
         if group == name and getattr(node, key) not in allowed:
             raise ConfigError(f"config field '{name}.{key}': must be one of {allowed}, got {getattr(node, key)!r}")
     for (group, key), floor in MINIMUM.items():
-        if group == name and getattr(node, key) is not None and getattr(node, key) < floor:
-            raise ConfigError(f"config field '{name}.{key}': must be >= {floor}, got {getattr(node, key)}")
+        value = attrgetter(key)(node) if group == name else None
+        if value is not None and value < floor:
+            raise ConfigError(f"config field '{name}.{key}': must be >= {floor}, got {value}")
     return node
 
 

@@ -5,15 +5,22 @@ optimizer's learning rate and betas, the RNG seed), fields that would not load (
 LoRA shape) and fields that make it another experiment (rubric, data, batch shape, judge mode,
 guards) are **refused**: the resumed run would record a value it does not use, crash, or train
 something else. Bookkeeping fields (``max_steps``, saving, logging, paths, judge batching) are
-**applied** and recorded. Every other change is applied, recorded and **warned** about: the
-continuation is no longer what an uninterrupted run would have done. The content of the files
-the config names (``inputs.json``, hmx/run_inputs.py) is checked the same way, by the field that
-names the file: a rubric edited in place is refused. All of this is checked before anything is
-written, so ``config.yaml`` and ``inputs.json`` always state what is in effect.
+**applied** and recorded. The judge's part is read from its schema: each mode's options node
+(``judge.<mode>.*``, :data:`hmx.config.MODE_OPTIONS`, the classes the mode table names) is refused
+but for the options its class declares ``BOOKKEEPING``, and the batching engine's flat options
+(:data:`hmx.config.ENGINE_OPTIONS`) are applied; a new mode needs no edit here. Every other change
+is applied, recorded and **warned** about: the continuation is no longer what an uninterrupted
+run would have done. The content of the files the config names (``inputs.json``,
+hmx/run_inputs.py) is checked the same way, by the field that names the file: a rubric edited in
+place is refused. A run recorded with the previous release's flat judge keys is compared under the
+new names (hmx.config.migrate_node). All of this is checked before anything is written, so
+``config.yaml`` and ``inputs.json`` always state what is in effect.
 """
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +28,11 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hmx.config import ConfigError
+from hmx.config import ENGINE_OPTIONS, ConfigError, JudgeConfig, migrate_node, option_nodes, parse_node, renamed_field
 from hmx.tracking import REDACTED, redact
 
 # Prefixes of dotted config keys; a key matches a prefix ending in "." or equal to it.
-REFUSED = (
+REFUSED: tuple[str, ...] = (
     "model.",
     "peft.",
     "rubric.",
@@ -34,8 +41,6 @@ REFUSED = (
     "seed",
     "judge.mode",
     "judge.weights",
-    "judge.probe",
-    "judge.examples",
     "judge.prefill",
     "judge.max_prompt_chars",
     "judge.max_completion_chars",
@@ -59,7 +64,7 @@ REFUSED = (
     "trainer.beta",
     "trainer.loss_type",
 )
-APPLIED = (
+APPLIED: tuple[str, ...] = (
     "run_name",
     "paths.",
     "logger.",
@@ -71,12 +76,25 @@ APPLIED = (
     "trainer.logging_steps",
     "trainer.log_completions",
     "trainer.num_completions_to_print",
-    "judge.batch_size",
-    "judge.max_batch_tokens",
-    "judge.prefix_cache",
     "judge.drift_steps",
     "judge.drift_probes",
 )
+
+
+def judge_rules(schema: type = JudgeConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The refused and the applied judge keys ``schema`` implies: each option of a mode's options node is refused
+    (it changes the reward) unless its class lists it in ``BOOKKEEPING``; the engine's batching options are applied."""
+    refused, applied = [], [f"judge.{name}" for name in ENGINE_OPTIONS]  # type: list[str], list[str]
+    for node, options in option_nodes(schema).items():
+        for item in fields(options):
+            kept = applied if item.name in options.BOOKKEEPING else refused
+            kept.append(f"judge.{node}.{item.name}")
+    return tuple(refused), tuple(applied)
+
+
+JUDGE_REFUSED, JUDGE_APPLIED = judge_rules()
+REFUSED += JUDGE_REFUSED
+APPLIED += JUDGE_APPLIED
 
 
 def _matches(key: str, prefixes: tuple[str, ...]) -> bool:
@@ -102,8 +120,8 @@ def config_changes(previous: Path, cfg: DictConfig) -> dict[str, list[str]]:
     """
     if not previous.is_file():
         return {"applied": [], "warned": []}
-    old = _flat(read_run_config(previous))
-    new = _flat(redact(OmegaConf.to_container(cfg, resolve=True)))
+    old = _flat(_current_judge(read_run_config(previous), warn=False))  # a run recorded with flat keys
+    new = _flat(_current_judge(redact(OmegaConf.to_container(cfg, resolve=True)), warn=True))
     keys = (old.keys() | new.keys()) - {"resume"}  # resume itself changes on every resume
     changed = sorted(k for k in keys if old.get(k) != new.get(k) and old.get(k) != REDACTED)
     refused = [k for k in changed if _matches(k, REFUSED)]
@@ -127,8 +145,9 @@ def input_changes(
     A run that recorded nothing (older than the record) is not checked.
     """
     changed = []
+    recorded = {renamed_field(field): then for field, then in (recorded or {}).items()}  # an old run's names
     for field, now in current.items():
-        then = (recorded or {}).get(field)
+        then = recorded.get(field)
         if isinstance(then, dict) and then.get("sha256") not in (None, now["sha256"]):
             changed.append((field, now["path"], str(then["sha256"]), now["sha256"]))
     refused = [c for c in changed if _matches(c[0], REFUSED)]
@@ -151,3 +170,12 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flat(item, f"{prefix}{key}."))
         return out
     return {prefix.rstrip("."): value}
+
+
+def _current_judge(config: dict[str, Any], warn: bool) -> dict[str, Any]:
+    """``config`` with its judge node under the current keys and with JudgeConfig's defaults filled in: a run
+    recorded before a key moved or was added compares equal where its values are the same."""
+    judge = migrate_node(JudgeConfig, config.get("judge"), "judge", warn=warn)
+    with contextlib.suppress(ConfigError):  # a recorded key this version no longer has: compared as recorded
+        judge = asdict(parse_node(JudgeConfig, judge, "judge"))
+    return config if judge is None else {**config, "judge": judge}

@@ -3,8 +3,8 @@
 A path in ``config.yaml`` says which file a run used, not what was in it: a rubric edited in place
 (same path, new weights and anchors) would go unnoticed. Each run records, next to its config, the
 content hash of the rubric (``rubric.path`` and every ``rubric.extra``), the prompt file
-(``data.path``, when local), the probe head (``judge.probe``), the labelled pair files
-(``judge.validate``, ``judge.examples``) and the drift probes (``judge.drift_probes``). On resume,
+(``data.path``, when local), the probe head (``judge.probe.head``), the labelled pair files
+(``judge.validate``, ``judge.fewshot.examples``) and the drift probes (``judge.drift_probes``). On resume,
 :func:`hmx.resume_policy.input_changes` treats a changed file like a changed config field: refused
 for what makes it another experiment (the rubric, the data, the probe, the few-shot examples),
 warned and recorded otherwise (the validation pairs, the drift probes).
@@ -23,7 +23,13 @@ from hmx.config import ConfigError
 from hmx.resources import rubric_path
 
 INPUTS_FILE = "inputs.json"
-FILE_FIELDS = ("data.path", "judge.probe", "judge.validate", "judge.examples", "judge.drift_probes")
+FILE_FIELDS = (
+    "data.path",
+    "judge.probe.head",
+    "judge.validate",
+    "judge.fewshot.examples",
+    "judge.drift_probes",
+)  # by field name; an old run recorded judge.probe, judge.examples (hmx.config.renamed_field)
 
 
 def sha256(path: Path) -> str:

@@ -22,7 +22,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from hmx.before_after import BeforeAfter, pick_prompts
 from hmx.checkpoints import PickleFreeCheckpoints, plan_run, save_adapter, take_run
-from hmx.config import ConfigError, plain_dict, typed_node
+from hmx.config import ConfigError, plain_dict, renamed_overrides, typed_node
 from hmx.cpu_threads import check_cpu_threads
 from hmx.data import load_prompts
 from hmx.errors import command_errors
@@ -212,5 +212,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":  # accelerate launch -m hmx.train: Hydra's traceback redacted too
+    sys.argv[1:] = renamed_overrides(sys.argv[1:])  # a deprecated judge key still overrides (one release)
     with redacted_output():
         main()

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import sys
 import time
-import typing
 
 from hmx.commands import tune_judge
+from hmx.commands.judge_flags import add_judge_options, judge_config
 from hmx.commands.validate import add_validate_arguments, run_validate
-from hmx.config import JudgeConfig, PathsConfig
+from hmx.config import PathsConfig
 from hmx.errors import command_errors
 from hmx.judge.authoring import CriterionScore, load_judge_model, load_judge_tokenizer, score
 from hmx.judge.engine.prompts import has_thinking_mode, special_tokens
-from hmx.judge.registry import MODES, mode_options
+from hmx.judge.registry import MODES
 from hmx.rubrics.loading import lint, load_checked
 from hmx.rubrics.render import render_judge_message
 from hmx.rubrics.schema import Criterion, Rubric, RubricError
@@ -57,38 +56,6 @@ def description() -> str:
     for usage, text in ((u, h) for h, u in SUBCOMMANDS.values()):
         lines += [f"  hmx rubric {usage}", f"      {text}"]
     return "\n".join([*lines, "", __doc__.split("\n\n", 1)[1].strip()])
-
-
-SHARED_OPTIONS = ("weights", "batch_size")  # the judge options every mode reads that the sub-commands offer
-
-
-def add_judge_options(sub: argparse.ArgumentParser, preset: bool = False) -> None:
-    """``--mode`` and a flag per judge option (``--contrastive-scale`` for ``judge.contrastive_scale``, ...):
-    the shared ones and each mode's, as :data:`hmx.judge.registry.MODES` lists them, defaults from JudgeConfig
-    (``preset``: no defaults, so a flag left out keeps the ``--judge`` preset's value)."""
-    sub.add_argument("--mode", choices=tuple(MODES), default=None if preset else "logprob")
-    defaults, hints = {f.name: f.default for f in dataclasses.fields(JudgeConfig)}, typing.get_type_hints(JudgeConfig)
-    if preset:
-        defaults = dict.fromkeys(defaults)
-    modes: dict[str, list[str]] = {name: [] for name in SHARED_OPTIONS} | mode_options()
-    for name, users in modes.items():
-        default = defaults[name]
-        kind = next(k for k in typing.get_args(hints[name]) or [hints[name]] if k is not type(None))  # int | None: int
-        what = f"{'/'.join(users)} mode: " if users else ""
-        flag = "--" + name.replace("_", "-")
-        if hints[name] is bool or isinstance(default, bool):
-            sub.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f"{what}judge.{name}")
-        elif name == "weights":
-            sub.add_argument(flag, choices=("policy", "base"), default=default, help="base: a run's adapter off")
-        else:
-            shown = "the --judge preset's" if preset else "%(default)s"
-            sub.add_argument(flag, type=kind, default=default, help=f"{what}judge.{name} (default: {shown})")
-
-
-def judge_config(args: argparse.Namespace) -> JudgeConfig:
-    """The judge config of :func:`add_judge_options`' flags."""
-    options = {name: getattr(args, name) for name in (*SHARED_OPTIONS, *mode_options())}
-    return JudgeConfig(mode=args.mode, adapter=args.adapter, **options)
 
 
 def print_scores(rows: list[CriterionScore], mode: str) -> None:

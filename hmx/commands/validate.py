@@ -15,9 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from hmx.config import ConfigError, JudgeConfig
+from hmx.commands.judge_flags import judge_config
+from hmx.config import ConfigError, JudgeConfig, ProbeOptions
 from hmx.judge.authoring import load_judge_model
-from hmx.judge.registry import mode_options
 from hmx.rubrics.loading import load_checked
 from hmx.rubrics.schema import Rubric
 
@@ -57,12 +57,9 @@ def validate_config(args: argparse.Namespace, rubric: Rubric) -> JudgeConfig:
     no head file gets the one shipped for this rubric and model."""
     from hmx.judge.validity.probe_check import shipped_probe
 
-    cfg = judge_preset(args.judge) if args.judge else JudgeConfig()
-    names = ("mode", "weights", "batch_size", "adapter", *mode_options())
-    flags = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-    cfg = dataclasses.replace(cfg, **flags)
-    if cfg.mode == "probe" and cfg.source == "self" and not cfg.probe:
-        cfg = dataclasses.replace(cfg, probe=str(shipped_probe(rubric.name, args.model)))
+    cfg = judge_config(args, judge_preset(args.judge) if args.judge else None)
+    if cfg.mode == "probe" and cfg.source == "self" and not cfg.probe.head:
+        cfg = dataclasses.replace(cfg, probe=ProbeOptions(head=str(shipped_probe(rubric.name, args.model))))
     if cfg.source == "external" or cfg.panel:  # the endpoint's settings are checked before any model loads
         from hmx.judge.modes.external import check_external
 
@@ -88,7 +85,7 @@ def run_validate(args: argparse.Namespace) -> int:
         raise ConfigError("--baseline-split: needs --baseline-pairs FILE")
     explicit = (args.baseline_pairs, args.baseline_split) if args.baseline_pairs else None
     cfg = validate_config(args, rubric)
-    same_file = cfg.examples and Path(cfg.examples).resolve() == Path(args.pairs).resolve()
+    same_file = cfg.fewshot.examples and Path(cfg.fewshot.examples).resolve() == Path(args.pairs).resolve()
     if cfg.mode == "fewshot" and same_file and any(split in (None, "dev") for split in splits):
         print(
             "hmx rubric validate: warning: the fewshot examples are dev pairs of the file validated on; "
@@ -100,7 +97,7 @@ def run_validate(args: argparse.Namespace) -> int:
         from hmx.judge.modes.probe import load_probe
         from hmx.judge.validity.probe_check import probe_summary
 
-        info = load_probe(str(cfg.probe)).info  # read once for the summary and the words baseline
+        info = load_probe(str(cfg.probe.head)).info  # read once for the summary and the words baseline
         print(probe_summary(info), file=sys.stderr)
     results = []
     with contextlib.redirect_stdout(sys.stderr):

@@ -1,7 +1,7 @@
 """The expression instrument: a judge independent of the reward, and a record of what it shares with it.
 
 ``suite.expression.judge`` names a judge node (a preset: ``+judge@suite.expression.judge=probe
-suite.expression.judge.probe=FILE``) that scores the evaluated model's answers as
+suite.expression.judge.probe.head=FILE``) that scores the evaluated model's answers as
 ``expression/instrument/*``. It never reads the trained adapter: it judges with the adapter off
 (the base weights), or on ``suite.expression.judge_model`` when that names another model.
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from hmx.config import JudgeConfig, ModelConfig, typed_node
+from hmx.config import JudgeConfig, ModelConfig, migrate_node, typed_node
 from hmx.judge.registry import scoring_config
 from hmx.resources import ROOT
 
@@ -39,7 +39,8 @@ def reward_judge(eval_judge: JudgeConfig, run_dir: Path | None) -> tuple[JudgeCo
     config = run_dir / "config.yaml" if run_dir is not None else None
     if config is not None and config.is_file():
         loaded = OmegaConf.load(config)
-        if isinstance(loaded, DictConfig):
+        if isinstance(loaded, DictConfig):  # a run recorded with flat judge keys: moved silently (not the user's)
+            loaded["judge"] = migrate_node(JudgeConfig, loaded.get("judge"), "judge", warn=False)
             return typed_node(loaded, "judge"), str(config)
     return eval_judge, "the eval's judge node (no training run: the reward of the runs compared with it)"
 
@@ -52,11 +53,11 @@ def _file_digest(path: str | None) -> str | None:
 
 def fitted_on(judge: JudgeConfig) -> dict[str, Any] | None:
     """What a probe head was fitted on (its file's record): pair file, splits and their user messages."""
-    if judge.mode != "probe" or not judge.probe:
+    if judge.mode != "probe" or not judge.probe.head:
         return None
     from hmx.judge.modes.probe import load_probe  # torch and safetensors only when a probe is named
 
-    info = load_probe(judge.probe).info
+    info = load_probe(judge.probe.head).info
     pairs = Path(str(info.get("pairs", "")))
     pairs = pairs if pairs.is_absolute() else ROOT / pairs
     splits = info.get("splits")
@@ -74,8 +75,8 @@ def describe(judge: JudgeConfig) -> dict[str, Any]:
         "mode": judge.mode,
         "weights": judge.weights,
         "source": judge.source,
-        "probe": judge.probe if judge.mode == "probe" else None,
-        "probe_sha256": _file_digest(judge.probe) if judge.mode == "probe" else None,
+        "probe": judge.probe.head if judge.mode == "probe" else None,
+        "probe_sha256": _file_digest(judge.probe.head) if judge.mode == "probe" else None,
         "fitted_on": None if fitted is None else {k: v for k, v in fitted.items() if k != "messages"},
     }
 
@@ -87,8 +88,8 @@ def shared_with_reward(
     mine, theirs = fitted_on(instrument), fitted_on(reward)
     head = None
     if instrument.mode == "probe" or reward.mode == "probe":
-        head = instrument.mode == reward.mode == "probe" and _file_digest(instrument.probe) == _file_digest(
-            reward.probe
+        head = instrument.mode == reward.mode == "probe" and _file_digest(instrument.probe.head) == _file_digest(
+            reward.probe.head
         )
     messages = None
     if mine is not None and theirs is not None and mine["messages"] is not None and theirs["messages"] is not None:

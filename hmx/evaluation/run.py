@@ -7,6 +7,7 @@ hmx eval model=qwen3-4b suite=full                a base model, every document (
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from hmx.config import ConfigError, JudgeConfig, typed_node
+from hmx.config import ConfigError, JudgeConfig, renamed_overrides, typed_node
 from hmx.errors import command_errors
 from hmx.evaluation.benchmarks import run_benchmarks
 from hmx.evaluation.expression import load_instrument, run_expression
@@ -144,4 +145,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = renamed_overrides(sys.argv[1:])  # a deprecated judge key still overrides (one release)
     main()

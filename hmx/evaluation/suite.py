@@ -48,7 +48,9 @@ class ExpressionConfig:
     batch_size: int = 8
     external_judge: ModelConfig | None = None  # a second judge model; null: the model's own judge only
     # the instrument (hmx/evaluation/instrument.py): a judge independent of the reward, scored with the adapter off
-    judge: JudgeConfig | None = None  # a judge node: +judge@suite.expression.judge=probe suite.expression.judge.probe=F
+    judge: JudgeConfig | None = (
+        None  # a judge node: +judge@suite.expression.judge=probe suite.expression.judge.probe.head=F
+    )
     judge_model: ModelConfig | None = None  # the instrument's model; null: the evaluated model's base weights
 
 

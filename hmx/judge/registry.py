@@ -1,10 +1,12 @@
 """The judge modes in one table, and the one place a judge is built from its config.
 
 Each row of :data:`MODES` names its class lazily (``"module:Class"``, lm-eval's registry pattern: a
-mode's module is imported only when a config asks for it), its own options (``judge.<option>``
-fields of :class:`~hmx.config.JudgeConfig`) and its traits. Config validation (``judge.mode``), the
-``hmx rubric`` choices and flags, evaluation and the benchmarks read this table; adding a mode is
-its module under ``hmx/judge/modes/``, one row here and its preset in ``conf/judge/``.
+mode's module is imported only when a config asks for it), its own options (the dataclass of the
+node ``judge.<mode>``, e.g. :class:`~hmx.config.ContrastiveOptions` for ``judge.contrastive.scale``)
+and its traits. Config validation (``judge.mode``), the ``hmx rubric`` choices and flags,
+evaluation and the benchmarks read this table; the resume policy reads the same option classes
+from JudgeConfig. Adding a mode is its module under ``hmx/judge/modes/``, one row here and its
+preset in ``conf/judge/`` (and, when it has options, their dataclass in hmx/config.py).
 
 Sources (``judge.source``): ``self`` (a mode of :data:`MODES`, with the policy's weights) or
 ``external`` (an OpenAI-compatible endpoint, :data:`EXTERNAL`); ``judge.panel=true`` wraps both and
@@ -25,7 +27,16 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from hmx.config import ConfigError, JudgeConfig
+from hmx.config import (
+    PACKING_OPTIONS,
+    ConfigError,
+    ContrastiveOptions,
+    FewshotOptions,
+    GenerateOptions,
+    JudgeConfig,
+    ModeOptions,
+    ProbeOptions,
+)
 from hmx.judge.protocol import Judge
 from hmx.rubrics.schema import Rubric
 
@@ -41,8 +52,9 @@ class Mode:
 
     target: str  # "module:Class", imported when a config asks for the mode
     summary: str  # what the mode reads, in one line (docs, benchmarks, `hmx rubric --help`)
-    options: tuple[str, ...] = ()  # its own JudgeConfig fields, beyond the shared ones
-    generates_text: bool = False  # writes its verdict (judge.max_rationale_tokens, vLLM); else reads logits
+    options: type[ModeOptions] | None = None  # its own options, the node judge.<mode> (hmx.config.MODE_OPTIONS)
+    packed: bool = False  # scored by the packed engine: reads judge.max_batch_tokens and judge.prefix_cache
+    generates_text: bool = False  # writes its verdict (judge.generate.max_rationale_tokens, vLLM); else reads logits
     reads_labels: bool = False  # its score is an expectation over the rubric's label tokens (label mass)
     needs_fitted_weights: bool = False  # supervised: a head fitted on labelled pairs (hmx rubric fit-probe)
     kwargs: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments of the class
@@ -56,31 +68,33 @@ MODES: dict[str, Mode] = {
     "logprob": Mode(
         "hmx.judge.modes.logprob:LogprobJudge",
         "expected score over the rubric's labels after a pre-filled 'Score: ' (G-Eval), one forward pass",
-        options=("max_batch_tokens", "prefix_cache"),
+        packed=True,
         reads_labels=True,
     ),
     "generate": Mode(
         "hmx.judge.modes.generate:GenerateJudge",
         "the model writes a short rationale, then 'Score: N', parsed strictly",
-        options=("max_rationale_tokens",),
+        options=GenerateOptions,
         generates_text=True,
     ),
     "binary": Mode(
         "hmx.judge.modes.binary:BinaryJudge",
         "P(Yes) that the reply matches the criterion's top anchor, one forward row per criterion",
+        packed=True,
         reads_labels=True,
     ),
     "fewshot": Mode(
         "hmx.judge.modes.binary:BinaryJudge",
-        "binary, with labelled example pairs (the dev split of judge.examples) in the prompt",
-        options=("examples", "examples_per_criterion"),
+        "binary, with labelled example pairs (the dev split of judge.fewshot.examples) in the prompt",
+        options=FewshotOptions,
+        packed=True,
         reads_labels=True,
         kwargs={"fewshot": True},
     ),
     "contrastive": Mode(
         "hmx.judge.modes.contrastive:ContrastiveJudge",
         "the reply's likelihood under the top vs the bottom anchor: 2 rows per criterion",
-        options=("contrastive_scale",),
+        options=ContrastiveOptions,
     ),
     "relative": Mode(
         "hmx.judge.modes.relative:RelativeJudge",
@@ -89,7 +103,8 @@ MODES: dict[str, Mode] = {
     "probe": Mode(
         "hmx.judge.modes.probe:ProbeJudge",
         "a linear head per criterion, fitted on labelled pairs, reads the judge prompt's hidden state",
-        options=("probe",),
+        options=ProbeOptions,
+        packed=True,
         needs_fitted_weights=True,
     ),
 }
@@ -106,10 +121,13 @@ def mode_of(name: str) -> Mode:
 
 
 def mode_options() -> dict[str, list[str]]:
-    """Each per-mode option and the modes that read it (``hmx rubric``'s flags are derived from it)."""
+    """Each option a mode reads beyond the shared ones, dotted under ``judge`` (``contrastive.scale``; the engine's
+    flat ``max_batch_tokens``), and the modes that read it: ``hmx rubric``'s flags are derived from it."""
     options: dict[str, list[str]] = {}
     for name, mode in MODES.items():
-        for option in mode.options:
+        engine = PACKING_OPTIONS if mode.packed else ()
+        own = [f"{name}.{item.name}" for item in dataclasses.fields(mode.options)] if mode.options else []
+        for option in (*engine, *own):
             options.setdefault(option, []).append(name)
     return options
 

@@ -61,7 +61,7 @@ class Probe(TrainerCallback):
         prompts = [COMMON[0]] * (count + 1)
         completions = [COMMON[1]] + [f"{i}: {words}" for i in range(count)]
         device = next(model.parameters()).device
-        modes = ["logprob", "binary", "contrastive", "budget"] + (["probe"] if judge_cfg.probe else [])
+        modes = ["logprob", "binary", "contrastive", "budget"] + (["probe"] if judge_cfg.probe.head else [])
         for mode in modes:  # every mode keeps the fixed call schedule
             # budget: the logprob judge grouped by a token budget (1 token: one unit a call, a length-dependent count)
             variant = replace(judge_cfg, max_batch_tokens=1) if mode == "budget" else replace(judge_cfg, mode=mode)

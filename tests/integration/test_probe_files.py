@@ -61,7 +61,7 @@ def test_a_bad_probe_file_fails_before_the_run_directory_exists(tiny_probe, tmp_
     runs = tmp_path / "runs"
     overrides = [f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "debug=smoke", "logger=none"]
     err = hmx_fails(capsys, "train", *overrides, "judge=probe", f"judge.probe={probe}", "trainer.max_steps=1")
-    assert f"hmx train: error: config field 'judge.probe': {probe}: {message}" in err
+    assert f"hmx train: error: config field 'judge.probe.head': {probe}: {message}" in err
     assert not runs.exists() or not any(runs.iterdir())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from importlib.metadata import version
 
@@ -46,9 +47,12 @@ def test_every_table_row_resolves_to_its_object():
     for target in (EXTERNAL, PANEL):
         module, _, name = target.partition(":")
         assert issubclass(getattr(importlib.import_module(module), name), JudgeBase)
-    from hmx.config import JudgeConfig
+    from hmx.config import MODE_OPTIONS, JudgeConfig
 
-    assert set(mode_options()) <= set(JudgeConfig.__dataclass_fields__)  # every option is a judge.<field>
+    assert {name: mode.options for name, mode in MODES.items() if mode.options} == MODE_OPTIONS  # judge.<mode>
+    for option in mode_options():  # every option is a judge.<field> or judge.<mode>.<field>
+        node, _, key = option.rpartition(".")
+        assert key in {item.name for item in dataclasses.fields(MODE_OPTIONS[node] if node else JudgeConfig)}
     tasks = {p.stem for p in Path(TASKS_DIR).glob("*.yaml")}
     assert all(b.task in tasks and b.headline for b in BENCHMARKS.values())
 

@@ -53,7 +53,7 @@ def test_default_is_smollm2_with_the_shipped_validated_probe_judge(make_cfg):
     judge = typed_node(cfg, "judge")
     assert cfg.model.name_or_path == "HuggingFaceTB/SmolLM2-135M-Instruct" and cfg.model.packaged
     assert cfg.logger.backend == "wandb" and judge.mode == "probe"
-    assert Path(judge.probe).is_file() and Path(judge.validate).is_file() and judge.validate_split == "test"
+    assert Path(judge.probe.head).is_file() and Path(judge.validate).is_file() and judge.validate_split == "test"
     assert cfg.trainer.max_steps * cfg.trainer.per_device_train_batch_size <= 64  # make train: minutes on 2 cores
     assert cfg.before_after == 3
 
@@ -61,7 +61,7 @@ def test_default_is_smollm2_with_the_shipped_validated_probe_judge(make_cfg):
 @pytest.mark.parametrize("preset", ["tiny", "smoke", "frozen_judge"])
 def test_debug_presets_train_the_tiny_model_with_its_trainer(make_cfg, preset):
     cfg = make_cfg(f"debug={preset}")
-    assert cfg.model.name_or_path == "tiny" and cfg.judge.mode == "logprob" and cfg.judge.probe is None
+    assert cfg.model.name_or_path == "tiny" and cfg.judge.mode == "logprob" and cfg.judge.probe.head is None
     assert cfg.trainer.learning_rate == 1.0e-2  # conf/trainer/tiny.yaml: the tiny model moves at this rate
 
 

@@ -9,7 +9,7 @@ after the quoted reply: does it match the top anchor? The expected score is then
 
 Few-shot mode adds, to the static part of the prompt (encoded once per judge pass), labelled
 examples for every criterion: the chosen and rejected replies of a pair file's dev pairs
-(``judge.examples``), ``judge.examples_per_criterion`` each, quoted between ``<example>`` tags
+(``judge.fewshot.examples``), ``judge.fewshot.per_criterion`` each, quoted between ``<example>`` tags
 with the tokenizer's special tokens defused.
 """
 
@@ -70,14 +70,16 @@ def binary_rubric(
 
 
 def fewshot_examples(rubric: Rubric, cfg: JudgeConfig, special: list[str]) -> dict[str, str]:
-    """Per criterion, the few-shot block from ``judge.examples`` (its dev pairs; every pair if none is dev)."""
-    if not cfg.examples:
-        raise ConfigError("config field 'judge.examples': fewshot mode needs a labelled pair file for its examples")
-    pairs = load_pairs(cfg.examples, rubric)
+    """Per criterion, the few-shot block from ``judge.fewshot.examples`` (its dev pairs; every pair if none is dev)."""
+    if not cfg.fewshot.examples:
+        raise ConfigError(
+            "config field 'judge.fewshot.examples': fewshot mode needs a labelled pair file for its examples"
+        )
+    pairs = load_pairs(cfg.fewshot.examples, rubric)
     dev = [p for p in pairs if p.split == "dev"] or pairs
     blocks = {}
     for criterion in rubric.criteria:
-        chosen = [p for p in dev if p.criterion == criterion.name][: cfg.examples_per_criterion]
+        chosen = [p for p in dev if p.criterion == criterion.name][: cfg.fewshot.per_criterion]
         if chosen:
             blocks[criterion.name] = examples_text(criterion.name, chosen, special)
     return blocks

@@ -4,7 +4,7 @@ For each (completion, criterion) the completion is teacher-forced twice as the a
 of a conversation whose system message describes the criterion's top level (its last anchor),
 then its bottom level (its first anchor). The score is the difference of the completion's mean
 per-token log-likelihood under the two contexts, mapped onto the criterion's scale with a
-logistic: ``min + (max - min) * sigmoid(judge.contrastive_scale * delta)``. No label is read, so
+logistic: ``min + (max - min) * sigmoid(judge.contrastive.scale * delta)``. No label is read, so
 the score does not depend on a small model following grading instructions; it asks only which
 description makes this reply more expected.
 
@@ -124,7 +124,7 @@ class ContrastiveJudge(JudgeBase):
         """Scores from mean log-likelihoods ``[N, C, 2]`` (top, bottom); label_probs ``[P(top), P(bottom)]``."""
         n, c = means.shape[:2]
         delta = means[..., 0] - means[..., 1]
-        p_top = torch.sigmoid(self.cfg.contrastive_scale * delta)
+        p_top = torch.sigmoid(self.cfg.contrastive.scale * delta)
         scores = on_scale(self.rubric, p_top) if n else torch.full((0, c), float("nan"))
         probs = [[[float(p_top[i, j]), 1.0 - float(p_top[i, j])] for j in range(c)] for i in range(n)]
         return Verdicts(scores=scores.float(), label_probs=probs, label_mass=torch.ones(n, c))

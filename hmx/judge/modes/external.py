@@ -225,7 +225,7 @@ class ExternalJudge(JudgeBase):
             "temperature": 0.0,
         }
         if scoring == "generate":
-            body["max_tokens"] = self.cfg.max_rationale_tokens + VERDICT_TOKENS
+            body["max_tokens"] = self.cfg.generate.max_rationale_tokens + VERDICT_TOKENS
         else:
             body.update(max_tokens=1, logprobs=True, top_logprobs=ext.top_logprobs)
         exchange = Exchange(fault="connection")

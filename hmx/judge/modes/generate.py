@@ -3,7 +3,7 @@
 The rubric prompt (same template, ``mode="generate"``) asks for a brief reason and a last
 line ``Score: <label>``. The policy's own weights write the verdict greedily (deterministic,
 so a drift probe or a re-score gives the same answer), with at most
-``judge.max_rationale_tokens + VERDICT_TOKENS`` new tokens.
+``judge.generate.max_rationale_tokens + VERDICT_TOKENS`` new tokens.
 
 Strict parsing (:func:`parse_verdict`): the judge's own ``<think>`` block is dropped; then the
 last non-empty line must be exactly ``Score: <label>`` with one of the criterion's labels, and
@@ -78,16 +78,15 @@ class GenerateJudge(JudgeBase):
         cfg: JudgeConfig,
         generation_kwargs: dict[str, Any] | None = None,
     ):
-        if cfg.max_rationale_tokens < 0:
-            raise ConfigError(
-                f"config field 'judge.max_rationale_tokens': must be >= 0, got {cfg.max_rationale_tokens}"
-            )
+        budget = cfg.generate.max_rationale_tokens
+        if budget < 0:
+            raise ConfigError(f"config field 'judge.generate.max_rationale_tokens': must be >= 0, got {budget}")
         self.rubric = rubric
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.generation_kwargs = generation_kwargs or {}  # e.g. a logits_processor, for tests and experiments
         self.prompts = JudgePrompts(rubric, tokenizer, cfg, "generate", "")
-        self.max_new_tokens = cfg.max_rationale_tokens + VERDICT_TOKENS
+        self.max_new_tokens = cfg.generate.max_rationale_tokens + VERDICT_TOKENS
         self.vllm: Any = None  # TRL's VLLMGeneration, when attach_vllm found it usable
 
     @property
@@ -96,8 +95,8 @@ class GenerateJudge(JudgeBase):
         return self.prompts.special
 
     def verdict_tokens(self) -> int:
-        """A rationale of up to ``judge.max_rationale_tokens``, then its score."""
-        return self.cfg.max_rationale_tokens
+        """A rationale of up to ``judge.generate.max_rationale_tokens``, then its score."""
+        return self.cfg.generate.max_rationale_tokens
 
     def attach_vllm(self, vllm_generation: Any) -> str:
         """Judge on TRL's vLLM engine where it can; returns the engine used."""

@@ -5,7 +5,7 @@ and call schedule, :class:`hmx.judge.modes.logprob.LogprobJudge`), but instead o
 logits at the row's end, the hidden state there at one layer (``output_hidden_states``) goes
 through a logistic head fitted on labelled pairs (``hmx rubric fit-probe``,
 :mod:`hmx.judge.validity.probe_fit`): ``score = min + (max - min) * sigmoid(w_c . h + b_c)``. The head is a
-few thousand numbers read from a safetensors file (``judge.probe``); the weights that make ``h``
+few thousand numbers read from a safetensors file (``judge.probe.head``); the weights that make ``h``
 are the policy's own, so the judge still moves with the policy (the drift monitor sees it).
 
 The probe file records what it was fitted for; loading it checks the rubric's criteria, the
@@ -65,30 +65,30 @@ def load_probe(path: str | Path) -> Probe:
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(
-            f"config field 'judge.probe': {file}: probe file not found (make one with hmx rubric fit-probe)"
+            f"config field 'judge.probe.head': {file}: probe file not found (make one with hmx rubric fit-probe)"
         )
     try:
         with safe_open(str(file), framework="pt") as handle:
             metadata = handle.metadata() or {}
         tensors = load_file(str(file))
     except (SafetensorError, OSError, ValueError) as err:
-        raise ConfigError(f"config field 'judge.probe': {file}: not a safetensors probe file ({err})") from None
+        raise ConfigError(f"config field 'judge.probe.head': {file}: not a safetensors probe file ({err})") from None
     try:
         info = json.loads(metadata.get("hmx", "{}"))
     except ValueError as err:
-        raise ConfigError(f"config field 'judge.probe': {file}: metadata 'hmx': not valid JSON ({err})") from None
+        raise ConfigError(f"config field 'judge.probe.head': {file}: metadata 'hmx': not valid JSON ({err})") from None
     if not isinstance(info, dict):
         raise ConfigError(
-            f"config field 'judge.probe': {file}: metadata 'hmx': must be a JSON object, got {type(info).__name__}"
+            f"config field 'judge.probe.head': {file}: metadata 'hmx': must be a JSON object, got {type(info).__name__}"
         )
     if info.get("format") != PROBE_FORMAT or set(tensors) != {"weight", "bias"}:
         raise ConfigError(
-            f"config field 'judge.probe': {file}: not an hmx probe (format {info.get('format')!r}, "
+            f"config field 'judge.probe.head': {file}: not an hmx probe (format {info.get('format')!r}, "
             f"expected {PROBE_FORMAT!r}); make one with hmx rubric fit-probe"
         )
     problem = probe_problem(tensors["weight"], tensors["bias"], info)
     if problem:
-        raise ConfigError(f"config field 'judge.probe': {file}: {problem}; fit it again with hmx rubric fit-probe")
+        raise ConfigError(f"config field 'judge.probe.head': {file}: {problem}; fit it again with hmx rubric fit-probe")
     return Probe(tensors["weight"], tensors["bias"], info)
 
 
@@ -146,7 +146,7 @@ def check_model(probe: Probe, source: str, model: torch.nn.Module) -> None:
     fitted = (probe.info.get("hidden_size"), probe.info.get("num_hidden_layers"))
     if shape != fitted:
         raise ConfigError(
-            f"config field 'judge.probe': {source} was fitted on {probe.info.get('model')!r} (hidden size, "
+            f"config field 'judge.probe.head': {source} was fitted on {probe.info.get('model')!r} (hidden size, "
             f"layers = {fitted}), but the judge's model has {shape}; fit a probe on this model"
         )
 
@@ -164,14 +164,16 @@ class ProbeJudge(LogprobJudge):
         probe: Probe | None = None,
         layers: list[int] | None = None,
     ):
-        """``probe`` (else ``cfg.probe``) gives the heads; with ``layers`` and no probe the judge only
+        """``probe`` (else ``cfg.probe.head``) gives the heads; with ``layers`` and no probe the judge only
         reads features (``score`` then fails), as :mod:`hmx.judge.validity.probe_fit` does to fit one."""
         super().__init__(rubric, tokenizer, cfg)
         if probe is None and layers is None:
-            if not cfg.probe:
-                raise ConfigError("config field 'judge.probe': probe mode needs a probe file (hmx rubric fit-probe)")
-            probe = load_probe(cfg.probe)
-            check_probe(probe, str(cfg.probe), rubric, cfg)
+            if not cfg.probe.head:
+                raise ConfigError(
+                    "config field 'judge.probe.head': probe mode needs a probe file (hmx rubric fit-probe)"
+                )
+            probe = load_probe(cfg.probe.head)
+            check_probe(probe, str(cfg.probe.head), rubric, cfg)
         self.probe = probe
         self.layers = [probe.layer] if probe is not None else list(layers or [])
         self.checked = False
@@ -194,7 +196,7 @@ class ProbeJudge(LogprobJudge):
     def verdicts(self, logits: torch.Tensor) -> Verdicts:
         """Scores from hidden states ``[N, C, H]`` (named ``logits`` by the parent's pass)."""
         if self.probe is None:
-            raise ConfigError("config field 'judge.probe': this probe judge only reads features (no probe file)")
+            raise ConfigError("config field 'judge.probe.head': this probe judge only reads features (no probe file)")
         n, c = logits.shape[:2]
         weight, bias = self.probe.weight.to(logits.device), self.probe.bias.to(logits.device)
         scores = on_scale(self.rubric, torch.sigmoid((logits * weight[None]).sum(-1) + bias[None]).cpu())
@@ -204,7 +206,7 @@ class ProbeJudge(LogprobJudge):
     def check_model(self, model: torch.nn.Module) -> None:
         """The head fits the model's hidden size and depth (hmx train calls it before the run directory exists)."""
         if self.probe is not None and not self.checked:
-            check_model(self.probe, str(self.cfg.probe or "the probe"), model)
+            check_model(self.probe, str(self.cfg.probe.head or "the probe"), model)
             self.checked = True
 
     def score(self, model: torch.nn.Module, prompts, completions, device: torch.device) -> Verdicts:

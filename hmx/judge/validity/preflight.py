@@ -54,11 +54,11 @@ def check_judge(
     (ConfigError) below ``judge.min_accuracy`` or, with ``judge.require_valid``, below the bar."""
     validity = validate(build, rubric, model, pairs, device, cfg.mode, model_name)
     judge_fit = None
-    if cfg.mode == "probe" and cfg.probe:  # and what a bag of words fitted on the probe's pairs gets
+    if cfg.mode == "probe" and cfg.probe.head:  # and what a bag of words fitted on the probe's pairs gets
         from hmx.judge.modes.probe import load_probe
         from hmx.judge.validity.probe_check import probe_fit_pairs, validate_probe
 
-        info = load_probe(cfg.probe).info
+        info = load_probe(cfg.probe.head).info
         validity = validate_probe(validity, pairs, info, rubric)
         judge_fit = probe_fit_pairs(info, rubric)
     fit, note = baseline_fit(rubric, str(cfg.validate), [cfg.validate_split], judge_fit)

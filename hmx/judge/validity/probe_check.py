@@ -22,7 +22,7 @@ def shipped_probe(rubric: str, model: str) -> Path:
     path = RUBRICS_DIR / "probes" / f"{rubric}.{Path(model).name}.safetensors"
     if not path.is_file():
         raise ConfigError(
-            f"config field 'judge.probe': no probe head is shipped for rubric {rubric!r} and model {model!r} "
+            f"config field 'judge.probe.head': no probe head is shipped for rubric {rubric!r} and model {model!r} "
             f"({path} is not there); fit one with hmx rubric fit-probe --rubric {rubric} --model {model} "
             "--pairs FILE --split dev --out PROBE.safetensors and pass --probe PROBE.safetensors"
         )
