@@ -91,8 +91,8 @@ def check_judge(
         validity, bar = recorded_validity(entry), recorded_bar(entry)
         print(
             f"hmx train: judge check: figures from the record {records.name if records else ''} (measured "
-            f"{entry.get('measured')} in {entry.get('seconds')} s on the same weights, tokenizer, head, rubric and "
-            "pairs: their content hashes match), not recomputed",
+            f"{entry.get('measured')} on the same weights, tokenizer, head, rubric and pairs: their content hashes "
+            "match), not recomputed",
             file=sys.stderr,
             flush=True,
         )

@@ -215,7 +215,9 @@ class CheckRecords:
 
     @property
     def name(self) -> str:
-        return f"{self.path.parent.name}/{self.path.name}" if self.path.parent.name == "records" else str(self.path)
+        """The record's path, relative to the checkout when it is hmx's own (``rubrics/records/…``)."""
+        inside = self.path.resolve().is_relative_to(RUBRICS_DIR.parent.resolve())
+        return str(self.path.resolve().relative_to(RUBRICS_DIR.parent.resolve())) if inside else str(self.path)
 
     def keep(self, key: dict[str, Any], device: torch.device, validity: Validity, bar: SurfaceBar | None) -> None:
         """Remember a computed check (for the run directory's ``judge_checks.yaml``); not without weights' hash."""
