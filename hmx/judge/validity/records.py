@@ -115,7 +115,7 @@ def weights_digest(model: torch.nn.Module) -> str:
     for name, tensor in sorted(model.state_dict().items()):
         flat = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{flat.dtype}|{tuple(flat.shape)}|".encode())
-        digest.update(flat.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(flat.reshape(-1).view(torch.uint8).numpy())  # the bytes in place, no copy
     return digest.hexdigest()
 
 
