@@ -16,7 +16,7 @@ metrics.jsonl and W&B. The signals (docs/training.md, "Reward-hacking audit"):
   (``audit.pairs``/``audit.split``), every ``audit.minimal_steps`` steps from step 0. At step 0 no
   update has been made and LoRA's B matrices are zero, so the policy is the loaded model: when
   ``rubrics/records/judge_checks.yaml`` records this pass for exactly this judge, weights, pairs and
-  autocast (content hashes, :mod:`hmx.judge.validity.records`), its recorded accuracy is the first
+  precision (content hashes, :mod:`hmx.judge.validity.records`), its recorded accuracy is the first
   value (and the line says so); every later pass is computed.
 - ``audit/reward_spread``: mean over groups of the judge total's standard deviation, over the
   total's range (sum over criteria of |weight| x (max - min)); near zero, GRPO has no signal.
