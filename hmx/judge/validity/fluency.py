@@ -47,10 +47,15 @@ def reply_logprobs(
         for i, (c, a) in enumerate(part):  # right padding: positions are those of an unpadded row
             ids[i, : len(c) + len(a)] = torch.tensor(c + a)
             mask[i, : len(c) + len(a)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logprobs = F.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device))[..., 0].cpu()
+        # only the positions that predict a reply token get the vocabulary projection: from the shortest
+        # context's last token on (the contexts, a chat template around the message, are the longer part)
+        first = min(len(c) for c, _ in part) - 1
+        output = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=width - first)
+        logits = output.logits.float()  # positions first .. width - 1
+        targets = ids[:, first + 1 :, None].to(device)
+        logprobs = F.log_softmax(logits[:, :-1], dim=-1).gather(-1, targets)[..., 0].cpu()
         for i, (c, a) in enumerate(part):
-            out.append(float(logprobs[i, len(c) - 1 : len(c) + len(a) - 1].sum()))
+            out.append(float(logprobs[i, len(c) - 1 - first : len(c) + len(a) - 1 - first].sum()))
         if progress:
             progress(len(out), len(encoded))
     return out
