@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from hmx.chat_template import chat_prompt
@@ -72,16 +73,22 @@ def answer(model: Any, tokenizer: PreTrainedTokenizerBase, prompts: list[Prompt]
 
 
 def before_and_after(
-    model: Any, tokenizer: PreTrainedTokenizerBase, prompts: list[Prompt], max_new_tokens: int
+    model: Any, tokenizer: PreTrainedTokenizerBase, prompts: list[Prompt], max_new_tokens: int, show: bool = False
 ) -> list[dict[str, str]]:
-    """Each prompt's greedy answer with the adapter off (before) and on (after), in eval mode (no dropout)."""
+    """Each prompt's greedy answer with the adapter off (before) and on (after), in eval mode (no dropout);
+    ``show``: a progress bar over the two passes."""
     was_training = model.training
     model.eval()
+    desc = f"before/after: {len(prompts)} prompts, adapter off then on"
+    bar = tqdm(total=2, desc=desc, unit="pass", disable=not show)
     try:
         with model.disable_adapter():
             before = answer(model, tokenizer, prompts, max_new_tokens)
+        bar.update()
         after = answer(model, tokenizer, prompts, max_new_tokens)
+        bar.update()
     finally:
+        bar.close()
         model.train(was_training)
     return [
         {"id": p.id, "category": p.category, "prompt": p.text, "before": b, "after": a}
@@ -122,6 +129,7 @@ class BeforeAfter(TrainerCallback):
         if stopped or not self.prompts or model is None or args.world_size > 1 or not hasattr(model, "disable_adapter"):
             return
         with torch.no_grad():
-            self.rows = before_and_after(model, self.tokenizer, self.prompts, self.max_new_tokens)
+            show = bool(state.is_world_process_zero)
+            self.rows = before_and_after(model, self.tokenizer, self.prompts, self.max_new_tokens, show)
         if state.is_world_process_zero:
             write_before_after(self.run_dir, self.rows, state.global_step)

@@ -32,12 +32,12 @@ from hmx.judge.modes.external import check_reachable
 from hmx.judge.registry import build_judge
 from hmx.judge.tuned_adapter import load_adapter, merge_judge_adapter
 from hmx.judge.validity.preflight import check_judge, pairs_to_check
-from hmx.judge.validity.records import model_preset, startup_note
+from hmx.judge.validity.records import CheckRecords, model_preset, run_keys, startup_note
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
 from hmx.redaction import redact_text, redacted_output
 from hmx.resources import CONF_DIR, rubric_path, warn_shadowed_configs
-from hmx.rewards.audit import AuditAlarms, audit_pairs, audit_summary, build_audit
+from hmx.rewards.audit import AuditAlarms, audit_pair_source, audit_pairs, audit_summary, build_audit
 from hmx.rewards.drift import JudgeDriftMonitor, drift_judges, load_probes
 from hmx.rewards.guards import check_reward_weights, guard_functions, guard_weights
 from hmx.rewards.self_judge import SelfJudgeRewards
@@ -95,6 +95,8 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     drift_probes = load_probes(judge_cfg.drift_probes) if judge_cfg.drift_steps > 0 else []
     side_effects = probes_config(cfg)
     minimal_pairs = audit_pairs(audit_cfg, rubric, rubric_path(rubric_cfg.path))
+    rubric_files = [str(rubric_path(name)) for name in [rubric_cfg.path, *rubric_cfg.extra]]
+    minimal_source = audit_pair_source(audit_cfg, rubric_path(rubric_cfg.path)) if minimal_pairs else None
     train_dataset = load_prompts(data_cfg)
     shown = pick_prompts(data_cfg, rubric, int(cfg.get("before_after") or 0))  # before_after.md's prompts
     peft_config = lora_config(plain_dict(cfg, "peft"))
@@ -116,13 +118,22 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
         model = merge_judge_adapter(model, judge_cfg.adapter)
     check_context(args, tokenizer, train_dataset["prompt"], judge.judge, model_context(model.config))
     judge.judge.check_model(model)  # probe mode: a head fitted on another model's shape fails here
+    # the start-up check and the audit's step-0 pass: reused from rubrics/records/judge_checks.yaml when recorded
+    # for exactly this judge (content hashes), else computed; either way listed in the run's judge_checks.yaml
+    precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"  # the trainer's: the audit runs inside it
+    startup_key, audit_key = run_keys(
+        judge_cfg, rubric_files, rubric_cfg.direction, model_cfg.name_or_path, minimal_source, precision
+    )
+    keys = [key for key in (startup_key, audit_key) if key is not None]
+    records = CheckRecords(cast(torch.nn.Module, model), tokenizer, keys)
     validity = None
     if validity_pairs:  # before the run directory exists: a judge below judge.min_accuracy stops here
         build = lambda view: build_judge(view, tokenizer, judge_cfg)  # noqa: E731
         cast(torch.nn.Module, model).to(args.device)
         validity, bar = check_judge(
-            judge_cfg, rubric, validity_pairs, build, model, args.device, model_cfg.name_or_path, tokenizer
-        )
+            judge_cfg, rubric, validity_pairs, build, model, args.device, model_cfg.name_or_path, tokenizer, records,
+            startup_key,
+        )  # fmt: skip
         judge.log_once(validity.metrics() | bar.metrics())
 
     # The lock, then the run directory: a new one, or the resumed one taken over.
@@ -152,7 +163,10 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             judges = drift_judges(rubric, tokenizer, judge_cfg, judge.judge)
             judge.monitors.append(JudgeDriftMonitor(judges, drift_probes, judge_cfg.drift_steps))
         # audit/*: the reward-hacking audit, a monitor of the same pass; its thresholds warn on rank 0
-        judge.monitors.append(build_audit(audit_cfg, rubric, tokenizer, judge_cfg, lambda: judge.last, minimal_pairs))
+        audit = build_audit(
+            audit_cfg, rubric, tokenizer, judge_cfg, lambda: judge.last, minimal_pairs, records, audit_key
+        )
+        judge.monitors.append(audit)
         trainer.add_callback(AuditAlarms(audit_cfg))
         if side_effects.steps:  # probes/*: the same hook, and on_train_end for the final adapter
             probes = SideEffectProbes(side_effects, tokenizer, run_dir)
@@ -177,6 +191,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     if stop.signal is not None and is_main_process():
         print("hmx: the SIGTERM came as the run ended; its adapter was written in full", flush=True)
     if is_main_process():
+        records.write(run_dir)  # judge_checks.yaml: the checks of this run, computed or reused, with their hashes
         metrics = run_dir / "metrics.jsonl"
         audit_lines = audit_summary(read_metrics(metrics), audit_cfg) if metrics.is_file() else []
         report(run_dir, report_to, [*audit_lines, *judge_lines(judge_cfg, validity), *before_after_lines(run_dir)])
@@ -194,6 +209,7 @@ def report(run_dir: Path, report_to: list[str], summary: Sequence[str] = ()) -> 
         ("completions", "sampled completions with per-criterion scores (parquet)"),
         ("rewards.png", "reward curves: judge criteria, guards, audit"),
         ("before_after.md", "three held-out prompts answered before and after training (greedy)"),
+        ("judge_checks.yaml", "the judge's checks (start-up, audit step 0): figures, content hashes, reused or not"),
     ]:
         if (run_dir / name).exists():
             lines.append(f"  {name:<15} {what}")

@@ -13,7 +13,11 @@ metrics.jsonl and W&B. The signals (docs/training.md, "Reward-hacking audit"):
   unigram counts, fitted on the last ``audit.window`` steps' completions, with whole groups held
   out (5-fold GroupKFold). 1: a bag of words explains every reward difference GRPO learns from.
 - ``audit/minimal_accuracy``: the policy-weights judge's pairwise accuracy on minimal pairs
-  (``audit.pairs``/``audit.split``), every ``audit.minimal_steps`` steps from step 0.
+  (``audit.pairs``/``audit.split``), every ``audit.minimal_steps`` steps from step 0. At step 0 no
+  update has been made and LoRA's B matrices are zero, so the policy is the loaded model: when
+  ``rubrics/records/judge_checks.yaml`` records this pass for exactly this judge, weights, pairs and
+  precision (content hashes, :mod:`hmx.judge.validity.records`), its recorded accuracy is the first
+  value (and the line says so); every later pass is computed.
 - ``audit/reward_spread``: mean over groups of the judge total's standard deviation, over the
   total's range (sum over criteria of |weight| x (max - min)); near zero, GRPO has no signal.
 - ``audit/seconds``: the audit's own time in the step (mostly its judge passes).
@@ -43,7 +47,9 @@ from hmx.config import AuditConfig, ConfigError, JudgeConfig
 from hmx.judge.panel import spearman
 from hmx.judge.protocol import Judge
 from hmx.judge.registry import build_judge
-from hmx.judge.validity.accuracy import validate
+from hmx.judge.validity.accuracy import Validity, validate
+from hmx.judge.validity.preflight import progress_bar
+from hmx.judge.validity.records import CheckRecords, recorded_validity
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.schema import Rubric
@@ -59,9 +65,15 @@ Batch = tuple[list[str], list[str], torch.Tensor]  # prompts, completions, the r
 
 def audit_pairs(cfg: AuditConfig, rubric: Rubric, rubric_file: str | Path) -> list[LabelledPair]:
     """The minimal pairs of ``audit.pairs`` (checked now); ``auto``: the rubric's shipped ones, else none."""
+    source = audit_pair_source(cfg, rubric_file)
+    return load_pairs(source[0], rubric, source[1]) if source else []
+
+
+def audit_pair_source(cfg: AuditConfig, rubric_file: str | Path) -> tuple[str, str | None] | None:
+    """The file and split of ``audit.pairs``/``audit.split`` (``auto`` resolved); None when off."""
     check_audit(cfg)
     if cfg.minimal_steps == 0 or cfg.pairs is None:
-        return []
+        return None
     path, split = cfg.pairs, cfg.split
     if path == "auto":
         stem = Path(rubric_file).stem
@@ -71,11 +83,18 @@ def audit_pairs(cfg: AuditConfig, rubric: Rubric, rubric_file: str | Path) -> li
         ]
         found = [(file, default) for file, default in candidates if file.is_file()]
         if not found:
-            return []
+            return None
         path, split = str(found[0][0]), (found[0][1] if split == "auto" else split)
     elif split == "auto":
         split = None
-    return load_pairs(path, rubric, split)
+    return path, split
+
+
+def untrained(model: torch.nn.Module) -> bool:
+    """Whether the policy is still the loaded model: every LoRA B matrix zero (peft's default start) and
+    present on this rank (a ZeRO-3 shard holds none: then it cannot tell, and says no)."""
+    lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
+    return all(p.numel() > 0 and not bool(p.detach().any()) for p in lora_b)
 
 
 def check_audit(cfg: AuditConfig) -> None:
@@ -174,9 +193,14 @@ class RewardAudit:
         policy_build: Callable[[Rubric], Judge] | None,
         pairs: Sequence[LabelledPair],
         mode: str,
+        records: CheckRecords | None = None,
+        record_key: dict[str, Any] | None = None,
     ):
+        """``records`` and ``record_key`` (:func:`hmx.judge.validity.records.check_key`): the step-0 minimal-pair
+        pass is looked up there, and kept there when computed."""
         self.cfg, self.rubric, self.batch = cfg, rubric, batch
         self.base_judge, self.policy_build, self.pairs, self.mode = base_judge, policy_build, list(pairs), mode
+        self.records, self.record_key = records, record_key
         self.window: deque[tuple[list[str], list[float], list[str]]] = deque(maxlen=cfg.window)
         self.history: list[tuple[int, dict[str, float]]] = []  # (steps done, metrics) of each pass
         self._passes = 0
@@ -210,12 +234,37 @@ class RewardAudit:
             metrics.update(self._agreement_and_lexical(model, device, prompts, completions, scores))
         if self.pairs and self.policy_build is not None and self.cfg.minimal_steps and step >= self._due_minimal:
             self._due_minimal = (step // self.cfg.minimal_steps + 1) * self.cfg.minimal_steps
-            validity = validate(self.policy_build, self.rubric, model, self.pairs, device, self.mode, "policy")
-            metrics["audit/minimal_accuracy"] = validity.overall.accuracy
+            metrics["audit/minimal_accuracy"] = self._minimal_accuracy(model, device, step)
         metrics["audit/seconds"] = time.perf_counter() - started  # the audit's cost this step (its judge passes)
         self.history.append((step, metrics))
         for name, value in metrics.items():
             log_metric(name, value)
+
+    def _minimal_accuracy(self, model: torch.nn.Module, device: torch.device, step: int) -> float:
+        """The policy-weights judge on the minimal pairs: recorded at step 0 when a record applies, else scored."""
+        assert self.policy_build is not None
+        records, key = self.records, self.record_key
+        first = step == 0 and records is not None and key is not None and untrained(model)
+        entry = records.find(key, device) if first and records is not None and key is not None else None
+        if entry is not None and records is not None:
+            recorded = recorded_validity(entry)
+            if is_main_process():
+                print(
+                    f"hmx train: audit: minimal-pair accuracy at step 0 from the record {records.name} "
+                    f"({recorded.overall.accuracy:.3f} on {recorded.overall.pairs} pairs, measured "
+                    f"{entry.get('measured')} on the same weights, head, rubric and pairs: their content hashes "
+                    "match), not recomputed",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return recorded.overall.accuracy
+        with progress_bar(f"audit: minimal pairs (step {step})", enabled=is_main_process()) as progress:
+            validity: Validity = validate(
+                self.policy_build, self.rubric, model, self.pairs, device, self.mode, "policy", progress=progress
+            )
+        if first and records is not None and key is not None:
+            records.keep(key, device, validity, None)
+        return validity.overall.accuracy
 
     def _agreement_and_lexical(
         self,
@@ -249,6 +298,8 @@ def build_audit(
     judge_cfg: JudgeConfig,
     batch: Callable[[], Batch | None],
     pairs: Sequence[LabelledPair],
+    records: CheckRecords | None = None,
+    record_key: dict[str, Any] | None = None,
 ) -> RewardAudit:
     """The run's audit: base agreement and minimal pairs need the self-judge (not an external reward)."""
     self_judged = judge_cfg.source == "self"
@@ -264,7 +315,8 @@ def build_audit(
             "audit/minimal_accuracy are off (they audit the self-judge)",
             file=sys.stderr,
         )
-    return RewardAudit(cfg, rubric, batch, base_judge, policy_build, pairs if self_judged else [], judge_cfg.mode)
+    kept = pairs if self_judged else []
+    return RewardAudit(cfg, rubric, batch, base_judge, policy_build, kept, judge_cfg.mode, records, record_key)
 
 
 class AuditThresholds:

@@ -27,12 +27,15 @@ from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
 from hmx.checkpoints import is_complete
-from hmx.config import JudgeConfig
+from hmx.config import JudgeConfig, typed_node
 from hmx.evaluation.tasks import TASKS_DIR
 from hmx.evaluation.tasks.datasets import data_root
-from hmx.models import model_config
+from hmx.judge.validity.records import CheckRecords, run_keys
+from hmx.models import load_model, load_tokenizer, model_config
 from hmx.packaged import build_packaged, packaged_file
-from hmx.resources import CONF_DIR
+from hmx.resources import CONF_DIR, rubric_path
+from hmx.rewards.audit import audit_pair_source
+from hmx.train import grpo_args
 
 SPEC = model_config("smollm2-135m").packaged
 assert SPEC is not None
@@ -269,3 +272,22 @@ def test_zero3_two_ranks_train_the_real_model(tmp_path, cache_dir, smol_dir):
     check_ranks(records, "DEEPSPEED", 3)
     assert all(record["local_numel"] < record["full_numel"] / 2 for record in records)  # really sharded
     check_run_dir(run_dir)
+
+
+def test_the_shipped_record_applies_to_make_train(make_cfg, tmp_path, smol_dir):
+    """`make train`'s two checks are in rubrics/records/judge_checks.yaml, so it reuses them: a change to its model,
+    judge, head, rubric or pairs fails here, and the fix is to record the new judge (docs/training.md, "Recorded
+    checks")."""
+    cfg = make_cfg()  # conf/train.yaml as `make train` composes it
+    model_cfg, judge_cfg, rubric_cfg = typed_node(cfg, "model"), typed_node(cfg, "judge"), typed_node(cfg, "rubric")
+    audit_cfg = typed_node(cfg, "audit")
+    args = grpo_args(cfg, tmp_path, [], [1.0])
+    rubric_files = [str(rubric_path(name)) for name in [rubric_cfg.path, *rubric_cfg.extra]]
+    source = audit_pair_source(audit_cfg, rubric_path(rubric_cfg.path))
+    startup, audit = run_keys(judge_cfg, rubric_files, rubric_cfg.direction, model_cfg.name_or_path, source, "bf16")
+    assert args.bf16 and startup is not None and audit is not None  # the precision make train's trainer runs at
+    model = load_model(model_cfg, cfg.paths.cache_dir)
+    shipped = CheckRecords(model, load_tokenizer(model_cfg, cfg.paths.cache_dir), [startup, audit])
+    cpu = torch.device("cpu")
+    assert shipped.find(startup, cpu) is not None, "make train's start-up check is not recorded: record it"
+    assert shipped.find(audit, cpu) is not None, "make train's step-0 audit pass is not recorded: record it"

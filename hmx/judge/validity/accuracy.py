@@ -194,6 +194,8 @@ def score_replies(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores ``[R, C]`` and label mass ``[R, C]`` of (prompt, reply) rows, ``chunk`` rows per judge pass."""
     scores, mass = [], []
+    if progress:
+        progress(0, len(rows))
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         verdicts = judge.score(model, [p for p, _ in part], [r for _, r in part], device)
@@ -214,6 +216,7 @@ def validate(
     model_name: str,
     chunk: int = 32,
     verbose: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Validity:
     """Score every pair's two replies with the judge ``build(rubric)`` gives and summarise (see the module docstring).
 
@@ -228,7 +231,12 @@ def validate(
     names = [c.name for c in rubric.criteria]
     groups: dict[str, list[LabelledPair]] = {name: [p for p in pairs if p.criterion == name] for name in names}
     per_pair: dict[int, tuple[float, float, float]] = {}
-    progress = (lambda done, total: print(f"  scored {done}/{total}", file=sys.stderr)) if verbose else None
+    if progress is None and verbose:  # progress(done, total): replies scored, per judge built (criterion view)
+
+        def progress(done: int, total: int) -> None:
+            if done:
+                print(f"  scored {done}/{total}", file=sys.stderr)
+
     jobs: list[tuple[Any, int | None, list[LabelledPair]]] = []
     if judge.independent_criteria:
         for name, members in groups.items():

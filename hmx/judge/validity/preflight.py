@@ -10,18 +10,27 @@ interval reaches chance, or that is not valid by that rule, gets a loud warning;
 and with ``judge.require_valid=true`` so does a judge that fails the bar. The figures are logged as
 ``judge/validity/*`` (the bar as ``judge/validity/surface/*``) with the first training step
 (:meth:`SelfJudgeRewards.log_once`).
+
+The check is a property of the untrained judge: when ``rubrics/records/judge_checks.yaml`` holds it for
+exactly this judge (the same weights, tokenizer, head or adapter, rubric, pair file and split, by content
+hash: :mod:`hmx.judge.validity.records`), its recorded figures are shown and gated instead, and the
+start-up line says so, naming the record. Otherwise it is computed, with a progress bar.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.protocol import Judge
 from hmx.judge.validity.accuracy import Validity, format_table, validate
+from hmx.judge.validity.records import CheckRecords, recorded_bar, recorded_validity
 from hmx.judge.validity.surface_bar import SurfaceBar, baseline_fit, format_bar, surface_bar
 from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.schema import Rubric
@@ -40,6 +49,27 @@ def pairs_to_check(cfg: JudgeConfig, rubric: Rubric) -> list[LabelledPair]:
     return load_pairs(cfg.validate, rubric, cfg.validate_split) if cfg.validate else []
 
 
+@contextmanager
+def progress_bar(desc: str, unit: str = "reply", enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar fed by ``progress(done, total)`` callbacks; a ``done`` below the last one starts a new part
+    (validity scores a per-criterion judge one criterion at a time), added to the bar."""
+    bar = tqdm(desc=desc, unit=unit, total=0, leave=False, disable=not enabled, dynamic_ncols=True)
+    state = {"offset": 0, "last": 0, "total": 0}
+
+    def update(done: int, total: int) -> None:
+        if done < state["last"]:  # the next part
+            state["offset"] += state["total"]
+        state["last"], state["total"] = done, total
+        bar.total = state["offset"] + total
+        bar.n = state["offset"] + done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
 def check_judge(
     cfg: JudgeConfig,
     rubric: Rubric,
@@ -49,10 +79,51 @@ def check_judge(
     device: torch.device,
     model_name: str,
     tokenizer=None,
+    records: CheckRecords | None = None,
+    key: dict[str, Any] | None = None,
 ) -> tuple[Validity, SurfaceBar]:
     """Validate, measure the surface bar (fluency when ``tokenizer`` is given), report on stderr, and refuse
-    (ConfigError) below ``judge.min_accuracy`` or, with ``judge.require_valid``, below the bar."""
-    validity = validate(build, rubric, model, pairs, device, cfg.mode, model_name)
+    (ConfigError) below ``judge.min_accuracy`` or, with ``judge.require_valid``, below the bar. With
+    ``records`` and ``key`` (:func:`hmx.judge.validity.records.check_key`) a recorded check of exactly this
+    judge is reused, and a computed one is kept for the run directory."""
+    entry = records.find(key, device) if records is not None and key is not None and tokenizer is not None else None
+    if entry is not None and entry.get("bar"):
+        validity, bar = recorded_validity(entry), recorded_bar(entry)
+        print(
+            f"hmx train: judge check: figures from the record {records.name if records else ''} (measured "
+            f"{entry.get('measured')} on the same weights, tokenizer, head, rubric and pairs: their content hashes "
+            "match), not recomputed",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        print(
+            f"hmx train: judge check: scoring the {len(pairs)} pairs of {cfg.validate}"
+            f"{f' (split {cfg.validate_split})' if cfg.validate_split else ''} before training "
+            "(judge.validate=null skips it)",
+            file=sys.stderr,
+            flush=True,
+        )
+        validity, bar = measure_judge(cfg, rubric, pairs, build, model, device, model_name, tokenizer)
+        if records is not None and key is not None and tokenizer is not None:
+            records.keep(key, device, validity, bar)
+    assert bar is not None
+    return report_judge(cfg, validity, bar)
+
+
+def measure_judge(
+    cfg: JudgeConfig,
+    rubric: Rubric,
+    pairs: list[LabelledPair],
+    build: Callable[[Rubric], Judge],
+    model: torch.nn.Module,
+    device: torch.device,
+    model_name: str,
+    tokenizer=None,
+) -> tuple[Validity, SurfaceBar]:
+    """The judge's validity on ``pairs`` and the surface bar beside it (fluency when ``tokenizer`` is given)."""
+    with progress_bar("judge check: the judge") as progress:
+        validity = validate(build, rubric, model, pairs, device, cfg.mode, model_name, progress=progress)
     judge_fit = None
     if cfg.mode == "probe" and cfg.probe.head:  # and what a bag of words fitted on the probe's pairs gets
         from hmx.judge.modes.probe import load_probe
@@ -66,8 +137,14 @@ def check_judge(
     if tokenizer is not None:
         from hmx.judge.validity.fluency import fluency_outcomes
 
-        fluency = fluency_outcomes(model, tokenizer, pairs, device)
-    bar = surface_bar(validity, pairs, fit, note, fluency, cfg.validate_split or "(all)")
+        with progress_bar("judge check: fluency baseline") as progress:
+            fluency = fluency_outcomes(model, tokenizer, pairs, device, progress=progress)
+    return validity, surface_bar(validity, pairs, fit, note, fluency, cfg.validate_split or "(all)")
+
+
+def report_judge(cfg: JudgeConfig, validity: Validity, bar: SurfaceBar) -> tuple[Validity, SurfaceBar]:
+    """Print the figures and the warnings; refuse below ``judge.min_accuracy`` or, with
+    ``judge.require_valid``, below the bar."""
     print(format_table(validity), file=sys.stderr, flush=True)
     print(format_bar(bar, cfg.mode), file=sys.stderr, flush=True)
     overall = validity.overall
