@@ -36,15 +36,23 @@ RECORDS = RUBRICS_DIR / "records" / "validations.yaml"
 CHECKS = RUBRICS_DIR / "records" / "judge_checks.yaml"
 CHECK_METHOD = 1  # bump when what a check computes changes (accuracy, baselines, fluency, the audit's pass)
 # the judge options that shape its scores (paths hashed by content); batching, gates and monitors do not
-SCORING_OPTIONS = (
-    "mode",
-    "prefill",
-    "max_prompt_chars",
-    "max_completion_chars",
-    "max_rationale_tokens",
-    "contrastive_scale",
-    "examples_per_criterion",
-)
+# (key name in a record: the names of the release that wrote the first records -> where the option is now)
+SCORING_OPTIONS = {
+    "mode": "mode",
+    "prefill": "prefill",
+    "max_prompt_chars": "max_prompt_chars",
+    "max_completion_chars": "max_completion_chars",
+    "max_rationale_tokens": "generate.max_rationale_tokens",
+    "contrastive_scale": "contrastive.scale",
+    "examples_per_criterion": "fewshot.per_criterion",
+}
+
+
+def _option(cfg: JudgeConfig, dotted: str) -> Any:
+    value: Any = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def load_records(path: Path = RECORDS) -> list[dict[str, Any]]:
@@ -128,13 +136,13 @@ def tokenizer_digest(tokenizer: Any) -> str:
 
 def judge_key(cfg: JudgeConfig, rubric_files: list[str], direction: str, model_name: str) -> dict[str, Any]:
     """The cheap part of a check's key (no weights read): the judge's scoring options and its files' hashes."""
-    options = {name: getattr(cfg, name) for name in SCORING_OPTIONS}
+    options = {name: _option(cfg, where) for name, where in SCORING_OPTIONS.items()}
     return {
         "method": CHECK_METHOD,
         "model": model_name,
         "judge": options,
-        "examples": file_digest(cfg.examples),
-        "head": file_digest(cfg.probe),
+        "examples": file_digest(cfg.fewshot.examples),
+        "head": file_digest(cfg.probe.head),
         "adapter": file_digest(cfg.adapter),
         "rubric": [file_digest(f) for f in rubric_files],
         "direction": direction,
