@@ -69,6 +69,7 @@ APPLIED: tuple[str, ...] = (
     "paths.",
     "logger.",
     "audit.",  # monitoring only: the audit never changes a reward or an update
+    "before_after",  # reporting only: answered at the end, "before" with the adapter off
     "trainer.max_steps",
     "trainer.save_steps",
     "trainer.save_strategy",

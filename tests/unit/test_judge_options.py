@@ -238,3 +238,12 @@ def test_eval_reads_an_old_runs_reward_judge_silently(tmp_path, capsys):
         str(tmp_path / "config.yaml"),
     )
     assert "deprecated" not in capsys.readouterr().err
+
+
+def test_reporting_keys_are_applied_on_resume_without_a_warning(tmp_path):
+    """before_after only chooses what the end of the run prints (before = adapter off): it was "warned" before."""
+    cfg = composed("judge=probe")
+    previous = tmp_path / "config.yaml"
+    previous.write_text(OmegaConf.to_yaml(OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))))
+    changed = composed("judge=probe", "before_after=1", "audit.window=4")
+    assert config_changes(previous, changed) == {"applied": ["audit.window", "before_after"], "warned": []}
