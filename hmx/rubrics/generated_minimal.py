@@ -22,6 +22,7 @@ import yaml
 from hmx.resources import RUBRICS_DIR
 
 SEED = 27
+FITTED = 12  # the first 12 messages are split "dev" (the shipped minimal probe was fitted on them), the rest "spare"
 
 FITTING = {
     "good": ["glad", "delighted", "thrilled", "happy", "excited", "proud", "overjoyed"],
@@ -93,10 +94,10 @@ TEMPLATES = {"feelings": FEELING_TEMPLATES, "intentions": INTENTION_TEMPLATES, "
 
 
 def generate(seed: int = SEED) -> list[dict[str, str]]:
-    """Every template over every scenario, as pair rows (``split: dev``: all for fitting; ``note``: the contrast)."""
+    """Every template over every scenario, as pair rows (``split``: dev for the first FITTED messages, else spare)."""
     rng = random.Random(seed)
     rows = []
-    for scenario in scenarios():
+    for index, scenario in enumerate(scenarios()):
         kind = scenario["kind"]
         slots = dict(scenario, f=rng.choice(FITTING[kind]), u=rng.choice(UNFITTING[kind]), tail=TAILS[kind])
         for criterion, templates in TEMPLATES.items():
@@ -107,7 +108,7 @@ def generate(seed: int = SEED) -> list[dict[str, str]]:
                         "criterion": criterion,
                         "chosen": chosen.format(**slots),
                         "rejected": rejected.format(**slots),
-                        "split": "dev",  # all for fitting: the file has no test split
+                        "split": "dev" if index < FITTED else "spare",
                         "note": f"contrast: {contrast}; generated (hmx/rubrics/generated_minimal.py, seed {seed})",
                     }
                 )
