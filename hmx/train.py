@@ -32,7 +32,7 @@ from hmx.judge.modes.external import check_reachable
 from hmx.judge.registry import build_judge
 from hmx.judge.tuned_adapter import load_adapter, merge_judge_adapter
 from hmx.judge.validity.preflight import check_judge, pairs_to_check
-from hmx.judge.validity.records import CheckRecords, model_preset, run_keys, startup_note
+from hmx.judge.validity.records import CheckRecords, judge_preset, model_preset, run_keys, startup_note
 from hmx.models import load_model, load_tokenizer, lora_config
 from hmx.preemption import GracefulStop
 from hmx.redaction import redact_text, redacted_output
@@ -108,7 +108,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     check_generation(args, tokenizer, train_dataset["prompt"], judge.judge)
     if is_main_process() and (hint := check_cpu_threads()):
         print(hint, file=sys.stderr, flush=True)
-    note = startup_note(model_preset(model_cfg.name_or_path), rubric.name, judge_cfg.mode)
+    note = startup_note(model_preset(model_cfg.name_or_path), rubric.name, judge_preset(judge_cfg.mode))
     if is_main_process() and judge_cfg.source == "self" and note:  # a judge never measured on this model and rubric
         print(note, file=sys.stderr, flush=True)
     guards = guard_functions(guards_cfg, args.max_completion_length or 512)  # 512: TRL's default

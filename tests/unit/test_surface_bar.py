@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from hmx.judge.validity.accuracy import CriterionValidity, Validity
@@ -101,3 +103,29 @@ def test_the_start_up_note_names_validate_for_a_judge_never_validated(tmp_path):
     assert startup_note("tiny", "hmx_feel", "probe", tmp_path / "absent.yaml") is not None  # no table: say so
     shipped = find_record(load_records(RECORDS), "smollm2-135m", "hmx_feel", "probe")
     assert shipped is not None and shipped["splits"]  # the shipped head was measured, and the table says where
+
+
+def test_the_start_up_note_reads_the_record_of_the_composed_preset_not_of_its_mode():
+    """judge=probe_minimal is a probe-mode judge with its own head and record: before, its runs were told the
+    figures of the probe preset's head."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from hmx.judge.validity.records import judge_preset, startup_note
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    assert judge_preset("probe") == "probe"  # no Hydra run: the mode
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("train", overrides=["judge=probe_minimal"], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        try:
+            preset = judge_preset(cfg.judge.mode)
+        finally:
+            HydraConfig.instance().cfg = None  # type: ignore[assignment]
+    assert cfg.judge.mode == "probe" and preset == "probe_minimal"
+    own, other = startup_note("smollm2-135m", "hmx_feel", preset), startup_note("smollm2-135m", "hmx_feel", "probe")
+    assert (
+        own is not None
+        and "the probe_minimal judge" in own
+        and own != other.replace("probe judge", "probe_minimal judge")
+    )

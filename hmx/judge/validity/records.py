@@ -83,6 +83,18 @@ def model_preset(name_or_path: str) -> str:
     return name_or_path
 
 
+def judge_preset(mode: str) -> str:
+    """The conf/judge preset Hydra composed (``probe_minimal``) when there is one, else ``judge.mode``: records
+    are per preset, since two presets of one mode (two probe heads) are two judges."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("judge")
+        if choice:
+            return str(choice)
+    return mode
+
+
 def startup_note(model: str, rubric: str, mode: str, path: Path = RECORDS) -> str | None:
     """One line for ``hmx train``: None when the judge was validated for this model and rubric."""
     entry = find_record(load_records(path), model, rubric, mode)
