@@ -358,27 +358,33 @@ def parse_node(schema: type[T], node: Any, name: str) -> T:
 
 
 def _collect_nodes(schema: type, node: Any, name: str) -> Any:
-    """For a schema with an open ``NODES`` field (JudgeConfig: ``judge.<mode>``), ``node`` as a plain dict with
-    each mapping-valued key that is not a field moved into that field, untyped (the mode table parses it). A plain
-    value under a key that is not a field fails here: only a mode's options node may be added."""
-    open_field = getattr(schema, "NODES", None)
-    if open_field is None or not _is_node(node):
+    """``node`` as a plain dict with, in each node of a schema with an open ``NODES`` field (JudgeConfig:
+    ``judge.<mode>``, also nested: ``suite.expression.judge``), every mapping-valued key that is not a field moved
+    into that field, untyped (the mode table parses it); ``node`` itself when there is none."""
+    if not _is_node(node):
         return node
-    plain = cast(dict[str, Any], OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node)
-    known = {item.name for item in fields(schema)}
-    extra = [key for key in plain if key not in known]
-    for key in extra:
-        if not isinstance(plain[key], dict):
-            raise ConfigError(
-                f"config field '{name}.{key}': must be a node (a mode's options, {name}.{key}.<option>) "
-                f"or a field of '{name}', got {plain[key]!r}"
-            )
-    if not extra:
-        return node
-    collected = {key: plain[key] for key in extra}
-    return {key: value for key, value in plain.items() if key not in collected} | {
-        open_field: {**(plain.get(open_field) or {}), **collected}
-    }
+    plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else copy.deepcopy(node)
+    return plain if _collect(schema, cast(dict[str, Any], plain), name) else node
+
+
+def _collect(schema: type, plain: dict[str, Any], name: str) -> bool:
+    changed = False
+    if (open_field := getattr(schema, "NODES", None)) is not None:
+        known = {item.name for item in fields(schema)}
+        for key in [key for key in plain if key not in known]:
+            if not isinstance(plain[key], dict):  # only a mode's options node may be added
+                raise ConfigError(
+                    f"config field '{name}.{key}': must be a node (a mode's options, {name}.{key}.<option>) "
+                    f"or a field of '{name}', got {plain[key]!r}"
+                )
+            plain[open_field] = {**(plain.get(open_field) or {}), key: plain.pop(key)}
+            changed = True
+    hints = get_type_hints(schema)
+    for item in fields(schema):
+        nested = next((t for t in (hints[item.name], *get_args(hints[item.name])) if is_dataclass(t)), None)
+        if isinstance(nested, type) and isinstance(plain.get(item.name), dict):
+            changed = _collect(nested, plain[item.name], f"{name}.{item.name}") or changed
+    return changed
 
 
 def _scalar_for_node(schema: type, node: Any) -> tuple[str, str, Any] | None:
