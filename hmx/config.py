@@ -387,6 +387,21 @@ def _collect(schema: type, plain: dict[str, Any], name: str) -> bool:
     return changed
 
 
+def node_dict(node: Any) -> Any:
+    """A parsed node (a dataclass) as the plain dict a config file has: an open ``NODES`` field unfolded back into
+    its node (``{"probe": {"head": F}}``, not ``{"nodes": {...}}``), nested nodes too."""
+    if is_dataclass(node) and not isinstance(node, type):
+        plain = {item.name: node_dict(getattr(node, item.name)) for item in fields(node)}
+        open_field = getattr(node, "NODES", None)
+        nodes = plain.pop(open_field) if open_field is not None else {}
+        return {**plain, **nodes}
+    if isinstance(node, dict):
+        return {key: node_dict(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return type(node)(node_dict(value) for value in node)
+    return copy.deepcopy(node)
+
+
 def _scalar_for_node(schema: type, node: Any) -> tuple[str, str, Any] | None:
     """The first field of ``schema`` that is a node but got a plain value (OmegaConf names no key then): its name,
     its keys and the value."""

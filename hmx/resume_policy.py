@@ -29,7 +29,16 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hmx.config import ENGINE_OPTIONS, ConfigError, JudgeConfig, ModeOptions, migrate_node, parse_node, renamed_field
+from hmx.config import (
+    ENGINE_OPTIONS,
+    ConfigError,
+    JudgeConfig,
+    ModeOptions,
+    migrate_node,
+    node_dict,
+    parse_node,
+    renamed_field,
+)
 from hmx.tracking import REDACTED, redact
 
 # Prefixes of dotted config keys; a key matches a prefix ending in "." or equal to it.
@@ -191,10 +200,9 @@ def _current_judge(config: dict[str, Any], warn: bool, classes: OptionClasses) -
     are the same."""
     judge = migrate_node(JudgeConfig, config.get("judge"), "judge", warn=warn)
     with contextlib.suppress(ConfigError):  # a recorded key this version no longer has: compared as recorded
-        plain = asdict(parse_node(JudgeConfig, judge, "judge"))
-        nodes = plain.pop(JudgeConfig.NODES)
+        plain = node_dict(parse_node(JudgeConfig, judge, "judge"))
         for node, options in classes.items():
             with contextlib.suppress(ConfigError):
-                nodes[node] = asdict(parse_node(options, nodes.get(node), f"judge.{node}"))
-        judge = {**plain, **nodes}
+                plain[node] = asdict(parse_node(options, plain.get(node), f"judge.{node}"))
+        judge = plain
     return config if judge is None else {**config, "judge": judge}

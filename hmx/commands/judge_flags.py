@@ -14,7 +14,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from hmx.config import RENAMED, JudgeConfig, parse_node
+from hmx.config import RENAMED, JudgeConfig, node_dict, parse_node
 from hmx.judge.registry import MODES, check_judge_config, mode_options, option_classes
 
 SHARED_OPTIONS = ("weights", "batch_size")  # the judge options every mode reads that the sub-commands offer
@@ -82,9 +82,8 @@ def judge_config(args: argparse.Namespace, base: JudgeConfig | None = None) -> J
     """``base`` (else the defaults) with the judge flags given on top, parsed as any judge node is."""
     from omegaconf import OmegaConf
 
-    start = dataclasses.asdict(base or JudgeConfig())
-    nodes = start.pop(JudgeConfig.NODES)  # each mode's node beside the flat options, as a judge node has it
-    merged = OmegaConf.merge(OmegaConf.create({**start, **nodes}), given_options(args))
+    start = node_dict(base or JudgeConfig())  # each mode's node beside the flat options, as a judge node has it
+    merged = OmegaConf.merge(OmegaConf.create(start), given_options(args))
     cfg = parse_node(JudgeConfig, merged, "judge")
     check_judge_config(cfg)
     return cfg

@@ -117,3 +117,11 @@ def test_the_unknown_node_fails_without_the_registry_too():
 
     with pytest.raises(ConfigError, match=r"config field 'judge\.sketch': must be a node"):
         parse_node(JudgeConfig, {"sketch": 3}, "judge")
+
+
+def test_a_parsed_judge_node_is_written_back_as_the_config_has_it():
+    """results.json and the resume policy see ``judge.probe.head``, not the schema's untyped ``nodes`` field."""
+    from hmx.config import JudgeConfig, node_dict, parse_node
+
+    plain = node_dict(parse_node(JudgeConfig, {"mode": "probe", "probe": {"head": "h.safetensors"}}, "judge"))
+    assert plain["probe"] == {"head": "h.safetensors"} and "nodes" not in plain and plain["mode"] == "probe"
