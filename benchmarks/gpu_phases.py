@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from hmx.config import GenerateOptions, JudgeConfig
+from hmx.config import JudgeConfig
 from hmx.judge.engine.schedule import token_budget
 from hmx.judge.modes.generate import GenerateJudge
 from hmx.judge.modes.logprob import LogprobJudge
@@ -115,8 +115,8 @@ def judge_phase(model, rubric, tokenizer, prompts, completions, args, device, re
 
 def generate_judge_phase(model, rubric, tokenizer, prompts, completions, args, device, record: Record) -> None:
     """The generate judge with its whole rationale budget on every row (one timed pass)."""
-    rationale = GenerateOptions(max_rationale_tokens=args.rationale)
-    cfg = JudgeConfig(mode="generate", batch_size=args.judge_batch_size, generate=rationale)
+    rationale = {"max_rationale_tokens": args.rationale}
+    cfg = JudgeConfig(mode="generate", batch_size=args.judge_batch_size, nodes={"generate": rationale})
     judge = GenerateJudge(rubric, tokenizer, cfg)
     judge.generation_kwargs = {"min_new_tokens": judge.max_new_tokens}
     rows = len(completions) * len(rubric.criteria)

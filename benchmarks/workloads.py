@@ -211,7 +211,7 @@ def judge_modes(
     """Runners for the other judge modes, each built by ``build_judge`` from its default config (fewshot: the
     shipped pair file's dev examples); relative mode scores groups of up to :data:`GROUP` replies to one prompt
     (``relative_group``: as many as the tokenizer has single-token letters)."""
-    from hmx.config import FewshotOptions, JudgeConfig, ProbeOptions
+    from hmx.config import JudgeConfig
     from hmx.judge.registry import build_judge
     from hmx.resources import RUBRICS_DIR
 
@@ -220,7 +220,7 @@ def judge_modes(
     for mode in modes:
         examples = str(RUBRICS_DIR / "hmx_feel.pairs.jsonl") if mode == "fewshot" else None
         probe = str(tiny_probe(rubric, tokenizer, model)) if mode == "probe" else None
-        cfg = JudgeConfig(mode=mode, fewshot=FewshotOptions(examples=examples), probe=ProbeOptions(head=probe))
+        cfg = JudgeConfig(mode=mode, nodes={"fewshot": {"examples": examples}, "probe": {"head": probe}})
         judge: Any = build_judge(rubric, tokenizer, cfg)
         asked = prompts
         if mode == "relative":
@@ -234,7 +234,7 @@ def judges(completions: int, completion_tokens: int, repeats: int, cache_dir: st
     """Judge throughput (scored rows per second) on the tiny model: each mode scores the same batch."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from hmx.config import GenerateOptions, JudgeConfig, TinyModelConfig
+    from hmx.config import JudgeConfig, TinyModelConfig
     from hmx.judge.modes.logprob import LogprobJudge, judging
     from hmx.resources import RUBRICS_DIR
     from hmx.rubrics.schema import load_rubric
@@ -258,7 +258,7 @@ def judges(completions: int, completion_tokens: int, repeats: int, cache_dir: st
     if "generate" in modes:
         from hmx.judge.modes.generate import GenerateJudge
 
-        cfg = JudgeConfig(mode="generate", generate=GenerateOptions(max_rationale_tokens=64))
+        cfg = JudgeConfig(mode="generate", nodes={"generate": {"max_rationale_tokens": 64}})
         generate = GenerateJudge(rubric, tokenizer, cfg)
         runners["generate"] = lambda: generate.score(model, prompts, texts, cpu)
         budget = GenerateJudge(rubric, tokenizer, cfg)

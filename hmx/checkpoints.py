@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 from transformers import TrainerCallback
 
 from hmx.config import ConfigError
-from hmx.resume_policy import config_changes, input_changes
+from hmx.resume_policy import OptionClasses, config_changes, input_changes
 from hmx.run_inputs import INPUTS_FILE, input_hashes, read_inputs, write_inputs
 from hmx.runlock import RunLock
 from hmx.tracking import write_config, write_overrides
@@ -46,13 +46,16 @@ class RunStart:
     follow_latest: bool = field(default=False, compare=False)  # resume=true: the latest checkpoint once locked
     changes: dict[str, list[str]] = field(default_factory=dict, compare=False)
     inputs: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)  # content hashes, inputs.json
+    classes: OptionClasses = field(default_factory=dict, compare=False)  # the judge mode options' (check's)
 
-    def check(self, cfg: DictConfig) -> None:
+    def check(self, cfg: DictConfig, classes: OptionClasses | None = None) -> None:
         """The resumed run's config against its ``config.yaml`` and its input files against ``inputs.json``
-        (refused changes raise); writes nothing."""
+        (refused changes raise; ``classes``: the judge mode options', hmx.judge.registry.option_classes); writes
+        nothing."""
         self.inputs = input_hashes(cfg)
+        self.classes = self.classes if classes is None else classes  # kept for the re-check under the lock
         if self.resuming:
-            self.changes = config_changes(self.run_dir / "config.yaml", cfg)
+            self.changes = config_changes(self.run_dir / "config.yaml", cfg, self.classes)
             files = input_changes(read_inputs(self.run_dir), self.inputs, self.run_dir / INPUTS_FILE)
             for kind, fields in files.items():
                 self.changes[kind] = self.changes.get(kind, []) + fields

@@ -101,48 +101,24 @@ class ExternalJudgeConfig:
 
 @dataclass
 class ModeOptions:
-    """A judge mode's own options, the node ``judge.<mode>`` (one subclass per mode that has options; the mode's
-    row in hmx.judge.registry.MODES names it). A resumed run may not change them (they change the reward), except
-    the ones a subclass lists in ``BOOKKEEPING`` (hmx/resume_policy.py)."""
+    """A judge mode's own options, the node ``judge.<mode>``: one subclass per mode that has options, declared in
+    the mode's module and named by its row in hmx.judge.registry.MODES, which parses the node. A resumed run may not
+    change them (they change the reward), except the ones a subclass lists in ``BOOKKEEPING`` (hmx/resume_policy.py)."""
 
     BOOKKEEPING: ClassVar[tuple[str, ...]] = ()
-
-
-@dataclass
-class GenerateOptions(ModeOptions):
-    """``judge.generate``: the written verdict (also the external judge's generate scoring)."""
-
-    max_rationale_tokens: int = 64  # the rationale's token budget before "Score: N"
-
-
-@dataclass
-class FewshotOptions(ModeOptions):
-    """``judge.fewshot``: the labelled examples shown in the prompt."""
-
-    examples: str | None = None  # a labelled pair file whose dev pairs are shown as examples
-    per_criterion: int = 2  # pairs shown per criterion
-
-
-@dataclass
-class ContrastiveOptions(ModeOptions):
-    """``judge.contrastive``: the logistic that maps the likelihood gap to the scale."""
-
-    scale: float = 10.0  # score = min + range * sigmoid(scale * log-likelihood gap)
-
-
-@dataclass
-class ProbeOptions(ModeOptions):
-    """``judge.probe``: the fitted linear heads."""
-
-    head: str | None = None  # the head file written by hmx rubric fit-probe
+    MINIMUM: ClassVar[dict[str, int]] = {}  # integer options with a floor, checked with the node
 
 
 @dataclass
 class JudgeConfig:
     """The ``judge`` node. Options every mode reads and the batching engine's (:data:`ENGINE_OPTIONS`; the packing
     ones are read by every mode it packs: logprob, binary, fewshot, probe) are flat; an option read by one mode
-    lives under that mode's name (``judge.contrastive.scale``; :data:`MODE_OPTIONS`). The flat names of the
-    previous release (``judge.contrastive_scale``, ...: :data:`RENAMED`) still work, with a deprecation message."""
+    lives under that mode's name (``judge.contrastive.scale``). This layer knows no mode: such a node is carried
+    untyped in :attr:`nodes` and parsed typed by the mode table (hmx.judge.registry.options, with the options class
+    the mode's module declares). The flat names of the previous release (``judge.contrastive_scale``, ...:
+    :data:`RENAMED`) still work, with a deprecation message."""
+
+    NODES: ClassVar[str] = "nodes"  # the field that collects the mapping-valued keys that are not fields
 
     mode: str = "logprob"  # a row of hmx.judge.registry.MODES (checked there); docs/rubrics.md compares them
     source: str = "self"  # self: the policy judges (mode, weights) | external: the endpoint of judge.external
@@ -162,24 +138,11 @@ class JudgeConfig:
     validate_split: str | None = None  # only the pairs of this split (e.g. test); None: every pair
     min_accuracy: float | None = None  # refuse to train when the judge's pairwise accuracy is below this
     require_valid: bool = False  # refuse to train when the judge fails the surface bar on judge.validate
-    generate: GenerateOptions = field(default_factory=GenerateOptions)
-    fewshot: FewshotOptions = field(default_factory=FewshotOptions)
-    contrastive: ContrastiveOptions = field(default_factory=ContrastiveOptions)
-    probe: ProbeOptions = field(default_factory=ProbeOptions)
+    nodes: dict[str, Any] = field(default_factory=dict)  # judge.<mode> -> its options, as given (registry parses)
 
 
 PACKING_OPTIONS = ("max_batch_tokens", "prefix_cache")  # read by every mode the packed engine scores
 ENGINE_OPTIONS = ("batch_size", *PACKING_OPTIONS)  # the batching engine's, flat; applied on resume (no reward change)
-
-
-def option_nodes(schema: type) -> dict[str, type[ModeOptions]]:
-    """The fields of ``schema`` that are a mode's options node, and their classes."""
-    default = schema()
-    nodes = {item.name: getattr(default, item.name) for item in fields(schema)}
-    return {name: type(node) for name, node in nodes.items() if isinstance(node, ModeOptions)}
-
-
-MODE_OPTIONS = option_nodes(JudgeConfig)  # judge.<mode> -> its options' class
 
 
 @dataclass
@@ -247,8 +210,6 @@ MINIMUM = {  # integer fields with a floor (checked at start-up, before any run 
     ("judge", "max_batch_tokens"): 0,
     ("judge", "max_prompt_chars"): 1,
     ("judge", "max_completion_chars"): 1,
-    ("judge", "generate.max_rationale_tokens"): 1,
-    ("judge", "fewshot.per_criterion"): 0,
     ("judge", "drift_steps"): 0,
     ("audit", "steps"): 0,
     ("audit", "window"): 1,
@@ -378,6 +339,7 @@ def parse_node(schema: type[T], node: Any, name: str) -> T:
     """
     node = migrate_node(schema, node, name)
     try:
+        node = _collect_nodes(schema, node, name)
         merged = OmegaConf.merge(OmegaConf.structured(schema), node if node is not None else {})
         parsed = cast(T, OmegaConf.to_object(merged))
     except OmegaConfBaseException as err:
@@ -389,7 +351,55 @@ def parse_node(schema: type[T], node: Any, name: str) -> T:
         message = str(getattr(err, "msg", err)).split("\n")[0]  # OmegaConf's own lines repeat the key
         raise ConfigError(f"{where}: {message}") from None
     check_finite(parsed, name)
+    for key, floor in getattr(schema, "MINIMUM", {}).items():  # a mode's options (ModeOptions.MINIMUM)
+        if (value := getattr(parsed, key)) is not None and value < floor:
+            raise ConfigError(f"config field '{name}.{key}': must be >= {floor}, got {value}")
     return parsed
+
+
+def _collect_nodes(schema: type, node: Any, name: str) -> Any:
+    """``node`` as a plain dict with, in each node of a schema with an open ``NODES`` field (JudgeConfig:
+    ``judge.<mode>``, also nested: ``suite.expression.judge``), every mapping-valued key that is not a field moved
+    into that field, untyped (the mode table parses it); ``node`` itself when there is none."""
+    if not _is_node(node):
+        return node
+    plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else copy.deepcopy(node)
+    return plain if _collect(schema, cast(dict[str, Any], plain), name) else node
+
+
+def _collect(schema: type, plain: dict[str, Any], name: str) -> bool:
+    changed = False
+    if (open_field := getattr(schema, "NODES", None)) is not None:
+        known = {item.name for item in fields(schema)}
+        for key in [key for key in plain if key not in known]:
+            if not isinstance(plain[key], dict):  # only a mode's options node may be added
+                raise ConfigError(
+                    f"config field '{name}.{key}': must be a node (a mode's options, {name}.{key}.<option>) "
+                    f"or a field of '{name}', got {plain[key]!r}"
+                )
+            plain[open_field] = {**(plain.get(open_field) or {}), key: plain.pop(key)}
+            changed = True
+    hints = get_type_hints(schema)
+    for item in fields(schema):
+        nested = next((t for t in (hints[item.name], *get_args(hints[item.name])) if is_dataclass(t)), None)
+        if isinstance(nested, type) and isinstance(plain.get(item.name), dict):
+            changed = _collect(nested, plain[item.name], f"{name}.{item.name}") or changed
+    return changed
+
+
+def node_dict(node: Any) -> Any:
+    """A parsed node (a dataclass) as the plain dict a config file has: an open ``NODES`` field unfolded back into
+    its node (``{"probe": {"head": F}}``, not ``{"nodes": {...}}``), nested nodes too."""
+    if is_dataclass(node) and not isinstance(node, type):
+        plain = {item.name: node_dict(getattr(node, item.name)) for item in fields(node)}
+        open_field = getattr(node, "NODES", None)
+        nodes = plain.pop(open_field) if open_field is not None else {}
+        return {**plain, **nodes}
+    if isinstance(node, dict):
+        return {key: node_dict(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return type(node)(node_dict(value) for value in node)
+    return copy.deepcopy(node)
 
 
 def _scalar_for_node(schema: type, node: Any) -> tuple[str, str, Any] | None:

@@ -5,10 +5,10 @@ optimizer's learning rate and betas, the RNG seed), fields that would not load (
 LoRA shape) and fields that make it another experiment (rubric, data, batch shape, judge mode,
 guards) are **refused**: the resumed run would record a value it does not use, crash, or train
 something else. Bookkeeping fields (``max_steps``, saving, logging, paths, judge batching) are
-**applied** and recorded. The judge's part is read from its schema: each mode's options node
-(``judge.<mode>.*``, :data:`hmx.config.MODE_OPTIONS`, the classes the mode table names) is refused
-but for the options its class declares ``BOOKKEEPING``, and the batching engine's flat options
-(:data:`hmx.config.ENGINE_OPTIONS`) are applied; a new mode needs no edit here. Every other change
+**applied** and recorded. The judge's part needs no edit per mode: every key of a mode's options node
+(``judge.<node>.*``, any node but ``judge.external``) is refused unless its options class declares it
+``BOOKKEEPING`` (the classes of the mode table, passed in by hmx.train: this layer is below the judge),
+and the batching engine's flat options (:data:`hmx.config.ENGINE_OPTIONS`) are applied. Every other change
 is applied, recorded and **warned** about: the continuation is no longer what an uninterrupted
 run would have done. The content of the files the config names (``inputs.json``,
 hmx/run_inputs.py) is checked the same way, by the field that names the file: a rubric edited in
@@ -20,6 +20,7 @@ new names (hmx.config.migrate_node). All of this is checked before anything is w
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,16 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hmx.config import ENGINE_OPTIONS, ConfigError, JudgeConfig, migrate_node, option_nodes, parse_node, renamed_field
+from hmx.config import (
+    ENGINE_OPTIONS,
+    ConfigError,
+    JudgeConfig,
+    ModeOptions,
+    migrate_node,
+    node_dict,
+    parse_node,
+    renamed_field,
+)
 from hmx.tracking import REDACTED, redact
 
 # Prefixes of dotted config keys; a key matches a prefix ending in "." or equal to it.
@@ -79,23 +89,30 @@ APPLIED: tuple[str, ...] = (
     "trainer.num_completions_to_print",
     "judge.drift_steps",
     "judge.drift_probes",
+    *(f"judge.{name}" for name in ENGINE_OPTIONS),  # batching: the same scores in another number of calls
 )
+OptionClasses = Mapping[str, type[ModeOptions]]  # judge.<mode> -> its options' class (hmx.judge.registry)
 
 
-def judge_rules(schema: type = JudgeConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The refused and the applied judge keys ``schema`` implies: each option of a mode's options node is refused
-    (it changes the reward) unless its class lists it in ``BOOKKEEPING``; the engine's batching options are applied."""
+def judge_rules(classes: OptionClasses | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The refused and the applied judge keys the mode options ``classes`` imply: each option of a mode's options
+    node is refused (it changes the reward) unless its class lists it in ``BOOKKEEPING``; the engine's batching
+    options are applied. A node no class names is refused whole (:func:`_mode_option`)."""
     refused, applied = [], [f"judge.{name}" for name in ENGINE_OPTIONS]  # type: list[str], list[str]
-    for node, options in option_nodes(schema).items():
+    for node, options in (classes or {}).items():
         for item in fields(options):
             kept = applied if item.name in options.BOOKKEEPING else refused
             kept.append(f"judge.{node}.{item.name}")
     return tuple(refused), tuple(applied)
 
 
-JUDGE_REFUSED, JUDGE_APPLIED = judge_rules()
-REFUSED += JUDGE_REFUSED
-APPLIED += JUDGE_APPLIED
+_JUDGE_NODES = {item.name for item in fields(JudgeConfig)}
+
+
+def _mode_option(key: str) -> bool:
+    """``judge.<node>.<option>`` of a node that is no JudgeConfig field: a mode's option (refused by default)."""
+    parts = key.split(".")
+    return len(parts) > 2 and parts[0] == "judge" and parts[1] not in _JUDGE_NODES
 
 
 def _matches(key: str, prefixes: tuple[str, ...]) -> bool:
@@ -114,25 +131,29 @@ def read_run_config(path: Path) -> dict[str, Any]:
     return dict(OmegaConf.to_container(loaded))  # type: ignore[arg-type]
 
 
-def config_changes(previous: Path, cfg: DictConfig) -> dict[str, list[str]]:
+def config_changes(previous: Path, cfg: DictConfig, classes: OptionClasses | None = None) -> dict[str, list[str]]:
     """Check a resume's config against the run's ``config.yaml``: refused changes raise ConfigError.
 
+    ``classes``: the mode options' classes (hmx.judge.registry.option_classes): their defaults fill a node a run
+    did not record, their ``BOOKKEEPING`` options are applied; every other mode option is refused.
     Returns the changed keys as ``{"applied": [...], "warned": [...]}``; nothing is written.
     """
     if not previous.is_file():
         return {"applied": [], "warned": []}
-    old = _flat(_current_judge(read_run_config(previous), warn=False))  # a run recorded with flat keys
-    new = _flat(_current_judge(redact(OmegaConf.to_container(cfg, resolve=True)), warn=True))
+    classes = classes or {}
+    old = _flat(_current_judge(read_run_config(previous), False, classes))  # a run recorded with flat keys
+    new = _flat(_current_judge(redact(OmegaConf.to_container(cfg, resolve=True)), True, classes))
     keys = (old.keys() | new.keys()) - {"resume"}  # resume itself changes on every resume
     changed = sorted(k for k in keys if old.get(k) != new.get(k) and old.get(k) != REDACTED)
-    refused = [k for k in changed if _matches(k, REFUSED)]
+    bookkeeping = set(judge_rules(classes)[1])
+    refused = [k for k in changed if (_matches(k, REFUSED) or _mode_option(k)) and k not in bookkeeping]
     if refused:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in refused)
         raise ConfigError(
             f"config field '{refused[0]}': a resumed run cannot change {shown} (recorded in {previous}); "
             "resume with the run's values, or start a new run (another run_name)"
         )
-    applied = [k for k in changed if _matches(k, APPLIED)]
+    applied = [k for k in changed if _matches(k, APPLIED) or k in bookkeeping]
     return {"applied": applied, "warned": [k for k in changed if k not in applied]}
 
 
@@ -151,7 +172,7 @@ def input_changes(
         then = recorded.get(field)
         if isinstance(then, dict) and then.get("sha256") not in (None, now["sha256"]):
             changed.append((field, now["path"], str(then["sha256"]), now["sha256"]))
-    refused = [c for c in changed if _matches(c[0], REFUSED)]
+    refused = [c for c in changed if _matches(c[0], REFUSED) or _mode_option(c[0])]  # a mode's file: its options
     if refused:
         field, path, old, new = refused[0]
         raise ConfigError(
@@ -160,7 +181,7 @@ def input_changes(
             "or start a new run (another run_name)"
         )
     applied = [f"{c[0]} (file content)" for c in changed if _matches(c[0], APPLIED)]
-    warned = [f"{c[0]} (file content)" for c in changed if not _matches(c[0], APPLIED)]
+    warned = [f"{c[0]} (file content)" for c in changed if not _matches(c[0], APPLIED)]  # refused raised above
     return {"applied": applied, "warned": warned}
 
 
@@ -173,10 +194,15 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def _current_judge(config: dict[str, Any], warn: bool) -> dict[str, Any]:
-    """``config`` with its judge node under the current keys and with JudgeConfig's defaults filled in: a run
-    recorded before a key moved or was added compares equal where its values are the same."""
+def _current_judge(config: dict[str, Any], warn: bool, classes: OptionClasses) -> dict[str, Any]:
+    """``config`` with its judge node under the current keys and with the defaults of JudgeConfig and of the mode
+    options ``classes`` filled in: a run recorded before a key moved or was added compares equal where its values
+    are the same."""
     judge = migrate_node(JudgeConfig, config.get("judge"), "judge", warn=warn)
     with contextlib.suppress(ConfigError):  # a recorded key this version no longer has: compared as recorded
-        judge = asdict(parse_node(JudgeConfig, judge, "judge"))
+        plain = node_dict(parse_node(JudgeConfig, judge, "judge"))
+        for node, options in classes.items():
+            with contextlib.suppress(ConfigError):
+                plain[node] = asdict(parse_node(options, plain.get(node), f"judge.{node}"))
+        judge = plain
     return config if judge is None else {**config, "judge": judge}

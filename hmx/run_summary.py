@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from hmx.config import JudgeConfig
+from hmx.judge.registry import options
 from hmx.judge.validity.accuracy import Validity
 
 WIDTH = 110
@@ -19,13 +20,14 @@ WIDTH = 110
 def judge_lines(cfg: JudgeConfig, validity: Validity | None) -> list[str]:
     """The judge, what it was fitted on (probe mode) and its accuracy on held-out pairs (when measured)."""
     lines = [f"  judge           {cfg.mode} mode, {cfg.weights} weights"]
-    if cfg.mode == "probe" and cfg.probe.head:
+    head = options(cfg, "probe").head
+    if cfg.mode == "probe" and head:
         from hmx.judge.modes.probe import load_probe
 
-        info = load_probe(cfg.probe.head).info
+        info = load_probe(head).info
         fitted = f"{info.get('pairs')} [{','.join(info.get('splits') or ['all'])}]"
         lines.append(
-            f"                  head {Path(cfg.probe.head).name}: fitted on {info.get('fit_pairs')} pairs of {fitted}, "
+            f"                  head {Path(head).name}: fitted on {info.get('fit_pairs')} pairs of {fitted}, "
             f"layer {info.get('layer')}, cross-validated accuracy {_cv(info):.2f}"
         )
     if validity is None:

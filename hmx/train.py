@@ -29,7 +29,7 @@ from hmx.errors import command_errors
 from hmx.evaluation.probes import SideEffectProbes, probes_config
 from hmx.generation import check_context, check_generation, model_context, resolve_generation
 from hmx.judge.modes.external import check_reachable
-from hmx.judge.registry import build_judge
+from hmx.judge.registry import build_judge, check_judge_config, option_classes
 from hmx.judge.tuned_adapter import load_adapter, merge_judge_adapter
 from hmx.judge.validity.preflight import check_judge, pairs_to_check
 from hmx.judge.validity.records import CheckRecords, judge_preset, model_preset, run_keys, startup_note
@@ -78,6 +78,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     model_cfg, data_cfg, paths = typed_node(cfg, "model"), typed_node(cfg, "data"), typed_node(cfg, "paths")
     rubric_cfg, judge_cfg, logger_cfg = typed_node(cfg, "rubric"), typed_node(cfg, "judge"), typed_node(cfg, "logger")
     guards_cfg, audit_cfg = typed_node(cfg, "guards"), typed_node(cfg, "audit")
+    check_judge_config(judge_cfg)  # judge.mode and every judge.<mode> options node, typed by the mode table
     set_seed(cfg.seed)
     warn_shadowed_configs()  # a user's conf/model/tiny.yaml is hidden by hmx's: say so
 
@@ -101,7 +102,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     shown = pick_prompts(data_cfg, rubric, int(cfg.get("before_after") or 0))  # before_after.md's prompts
     peft_config = lora_config(plain_dict(cfg, "peft"))
     start = plan_run(agree_run_dir(paths.runs_dir, cfg.run_name), cfg.run_name, cfg.get("resume"))
-    start.check(cfg)  # a resume's config changes: refused, applied or warned (hmx/resume_policy.py)
+    start.check(cfg, option_classes())  # a resume's config changes: refused, applied or warned (hmx/resume_policy.py)
     run_dir = start.run_dir
     report_to = configure_wandb(logger_cfg, run_dir, run_dir.name)
     args = grpo_args(cfg, run_dir, report_to, judge.weights() + guard_weights(guards_cfg))

@@ -3,7 +3,8 @@
 Each option of :func:`hmx.judge.registry.mode_options` (the engine's flat ``max_batch_tokens``, each mode's node:
 ``contrastive.scale``, ``probe.head``, ...) is a flag named after its key, dots and underscores as dashes
 (``--contrastive-scale``, ``--probe-head``), with the flag of its deprecated flat key as an alias (``--probe``,
-``--examples``: :data:`hmx.config.RENAMED`); its type and default are JudgeConfig's.
+``--examples``: :data:`hmx.config.RENAMED`); its type and default are JudgeConfig's, or those of the options class
+the mode's row names (:func:`hmx.judge.registry.option_classes`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ import dataclasses
 import typing
 from typing import Any
 
-from hmx.config import RENAMED, JudgeConfig, parse_node
-from hmx.judge.registry import MODES, mode_options
+from hmx.config import RENAMED, JudgeConfig, node_dict, parse_node
+from hmx.judge.registry import MODES, check_judge_config, mode_options, option_classes
 
 SHARED_OPTIONS = ("weights", "batch_size")  # the judge options every mode reads that the sub-commands offer
 
 
 def _field(dotted: str) -> tuple[type, Any]:
-    """The type (``int | None``: int) and default of a JudgeConfig option, dotted for a nested one."""
-    schema: Any = JudgeConfig
-    *nodes, name = dotted.split(".")
-    for node in nodes:
-        schema = typing.get_type_hints(schema)[node]
+    """The type (``int | None``: int) and default of a JudgeConfig option, or of a mode's (``contrastive.scale``)."""
+    node, _, name = dotted.rpartition(".")
+    schema: Any = option_classes()[node] if node else JudgeConfig
     hint = typing.get_type_hints(schema)[name]
     kind = next(k for k in typing.get_args(hint) or [hint] if k is not type(None))
     default = next(f.default for f in dataclasses.fields(schema) if f.name == name)
@@ -83,5 +82,8 @@ def judge_config(args: argparse.Namespace, base: JudgeConfig | None = None) -> J
     """``base`` (else the defaults) with the judge flags given on top, parsed as any judge node is."""
     from omegaconf import OmegaConf
 
-    merged = OmegaConf.merge(OmegaConf.structured(base or JudgeConfig()), given_options(args))
-    return parse_node(JudgeConfig, merged, "judge")
+    start = node_dict(base or JudgeConfig())  # each mode's node beside the flat options, as a judge node has it
+    merged = OmegaConf.merge(OmegaConf.create(start), given_options(args))
+    cfg = parse_node(JudgeConfig, merged, "judge")
+    check_judge_config(cfg)
+    return cfg

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from hmx.commands.judge_flags import judge_config
-from hmx.config import ConfigError, JudgeConfig, ProbeOptions
+from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.authoring import load_judge_model
 from hmx.rubrics.loading import load_checked
 from hmx.rubrics.schema import Rubric
@@ -55,11 +54,12 @@ def judge_preset(name: str) -> JudgeConfig:
 def validate_config(args: argparse.Namespace, rubric: Rubric) -> JudgeConfig:
     """The judge to validate: the ``--judge`` preset (or the defaults), the flags given on top; a probe judge with
     no head file gets the one shipped for this rubric and model."""
+    from hmx.judge.registry import options, with_options
     from hmx.judge.validity.probe_check import shipped_probe
 
     cfg = judge_config(args, judge_preset(args.judge) if args.judge else None)
-    if cfg.mode == "probe" and cfg.source == "self" and not cfg.probe.head:
-        cfg = dataclasses.replace(cfg, probe=ProbeOptions(head=str(shipped_probe(rubric.name, args.model))))
+    if cfg.mode == "probe" and cfg.source == "self" and not options(cfg, "probe").head:
+        cfg = with_options(cfg, "probe", head=str(shipped_probe(rubric.name, args.model)))
     if cfg.source == "external" or cfg.panel:  # the endpoint's settings are checked before any model loads
         from hmx.judge.modes.external import check_external
 
@@ -70,7 +70,7 @@ def validate_config(args: argparse.Namespace, rubric: Rubric) -> JudgeConfig:
 def run_validate(args: argparse.Namespace) -> int:
     """The pairs are checked before the model loads; a table per split with the surface baselines and the
     verdict; exit 1 below ``--min-accuracy``."""
-    from hmx.judge.registry import build_judge
+    from hmx.judge.registry import build_judge, options
     from hmx.judge.validity.accuracy import format_table, validate
     from hmx.judge.validity.fluency import fluency_outcomes
     from hmx.judge.validity.surface_bar import baseline_fit, format_bar, surface_bar
@@ -85,7 +85,8 @@ def run_validate(args: argparse.Namespace) -> int:
         raise ConfigError("--baseline-split: needs --baseline-pairs FILE")
     explicit = (args.baseline_pairs, args.baseline_split) if args.baseline_pairs else None
     cfg = validate_config(args, rubric)
-    same_file = cfg.fewshot.examples and Path(cfg.fewshot.examples).resolve() == Path(args.pairs).resolve()
+    examples = options(cfg, "fewshot").examples
+    same_file = examples and Path(examples).resolve() == Path(args.pairs).resolve()
     if cfg.mode == "fewshot" and same_file and any(split in (None, "dev") for split in splits):
         print(
             "hmx rubric validate: warning: the fewshot examples are dev pairs of the file validated on; "
@@ -97,7 +98,7 @@ def run_validate(args: argparse.Namespace) -> int:
         from hmx.judge.modes.probe import load_probe
         from hmx.judge.validity.probe_check import probe_summary
 
-        info = load_probe(str(cfg.probe.head)).info  # read once for the summary and the words baseline
+        info = load_probe(str(options(cfg, "probe").head)).info  # read once for the summary and the words baseline
         print(probe_summary(info), file=sys.stderr)
     results = []
     with contextlib.redirect_stdout(sys.stderr):

@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hmx.config import JudgeConfig, ModelConfig, migrate_node, typed_node
-from hmx.judge.registry import scoring_config
+from hmx.judge.registry import options, scoring_config
 from hmx.resources import ROOT
 
 INSTRUMENT = "instrument"  # metric prefix: expression/instrument/<criterion>, expression/instrument/overall
@@ -51,13 +51,19 @@ def _file_digest(path: str | None) -> str | None:
     return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
 
 
+def _head(judge: JudgeConfig) -> str | None:
+    """The probe head of a probe-mode judge (None for any other mode)."""
+    return options(judge, "probe").head if judge.mode == "probe" else None
+
+
 def fitted_on(judge: JudgeConfig) -> dict[str, Any] | None:
     """What a probe head was fitted on (its file's record): pair file, splits and their user messages."""
-    if judge.mode != "probe" or not judge.probe.head:
+    head = _head(judge)
+    if not head:
         return None
     from hmx.judge.modes.probe import load_probe  # torch and safetensors only when a probe is named
 
-    info = load_probe(judge.probe.head).info
+    info = load_probe(head).info
     pairs = Path(str(info.get("pairs", "")))
     pairs = pairs if pairs.is_absolute() else ROOT / pairs
     splits = info.get("splits")
@@ -75,8 +81,8 @@ def describe(judge: JudgeConfig) -> dict[str, Any]:
         "mode": judge.mode,
         "weights": judge.weights,
         "source": judge.source,
-        "probe": judge.probe.head if judge.mode == "probe" else None,
-        "probe_sha256": _file_digest(judge.probe.head) if judge.mode == "probe" else None,
+        "probe": _head(judge),
+        "probe_sha256": _file_digest(_head(judge)),
         "fitted_on": None if fitted is None else {k: v for k, v in fitted.items() if k != "messages"},
     }
 
@@ -88,8 +94,8 @@ def shared_with_reward(
     mine, theirs = fitted_on(instrument), fitted_on(reward)
     head = None
     if instrument.mode == "probe" or reward.mode == "probe":
-        head = instrument.mode == reward.mode == "probe" and _file_digest(instrument.probe.head) == _file_digest(
-            reward.probe.head
+        head = instrument.mode == reward.mode == "probe" and _file_digest(_head(instrument)) == _file_digest(
+            _head(reward)
         )
     messages = None
     if mine is not None and theirs is not None and mine["messages"] is not None and theirs["messages"] is not None:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from hmx.config import ConfigError, JudgeConfig, renamed_overrides, typed_node
+from hmx.config import ConfigError, JudgeConfig, node_dict, renamed_overrides, typed_node
 from hmx.errors import command_errors
 from hmx.evaluation.benchmarks import run_benchmarks
 from hmx.evaluation.expression import load_instrument, run_expression
@@ -91,7 +91,7 @@ def run(cfg: DictConfig) -> Path:
         "data_dir": data_dir,
         "rubric": rubric.name,
         "rubric_criteria": [c.name for c in rubric.criteria],  # rubric.path's, then rubric.extra's
-        "suite": asdict(suite),
+        "suite": node_dict(suite),  # a judge node as the config has it (judge.probe.head)
         "seed": cfg.seed,
         "seconds": time.monotonic() - started,
         "samples": samples,

@@ -12,13 +12,22 @@ import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 
-from hmx.config import JudgeConfig
+from hmx.config import JudgeConfig, parse_node
 from hmx.judge.verdicts import Verdicts
 from hmx.rubrics.schema import Rubric
+
+T = TypeVar("T")
+
+
+def node_options(cfg: JudgeConfig, node: str, schema: type[T]) -> T:
+    """The typed options of the node ``judge.<node>`` (``schema``'s defaults where ``cfg`` has none): an unknown key,
+    a wrong type, a non-finite float or a value below its floor is a ConfigError naming ``judge.<node>.<key>``.
+    A mode reads its own options through this; everything above the modes through hmx.judge.registry.options."""
+    return parse_node(schema, cfg.nodes.get(node), f"judge.{node}")
 
 
 class Judge(Protocol):

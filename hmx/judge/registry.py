@@ -1,12 +1,13 @@
 """The judge modes in one table, and the one place a judge is built from its config.
 
 Each row of :data:`MODES` names its class lazily (``"module:Class"``, lm-eval's registry pattern: a
-mode's module is imported only when a config asks for it), its own options (the dataclass of the
-node ``judge.<mode>``, e.g. :class:`~hmx.config.ContrastiveOptions` for ``judge.contrastive.scale``)
-and its traits. Config validation (``judge.mode``), the ``hmx rubric`` choices and flags,
-evaluation and the benchmarks read this table; the resume policy reads the same option classes
-from JudgeConfig. Adding a mode is its module under ``hmx/judge/modes/``, one row here and its
-preset in ``conf/judge/`` (and, when it has options, their dataclass in hmx/config.py).
+mode's module is imported only when a config asks for it), its own options the same way (the
+:class:`~hmx.config.ModeOptions` dataclass of the node ``judge.<mode>``, declared in the mode's module:
+``"hmx.judge.modes.contrastive:ContrastiveOptions"`` for ``judge.contrastive.scale``) and its traits.
+Config validation (``judge.mode`` and every ``judge.<mode>`` node: :func:`check_judge_config`), the typed
+options (:func:`options`), the ``hmx rubric`` choices and flags, the resume policy's judge rules (its
+option classes, passed in by hmx.train), evaluation and the benchmarks read this table. Adding a mode,
+options included, is its module under ``hmx/judge/modes/``, one row here and its preset in ``conf/judge/``.
 
 Sources (``judge.source``): ``self`` (a mode of :data:`MODES`, with the policy's weights) or
 ``external`` (an OpenAI-compatible endpoint, :data:`EXTERNAL`); ``judge.panel=true`` wraps both and
@@ -27,17 +28,8 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from hmx.config import (
-    PACKING_OPTIONS,
-    ConfigError,
-    ContrastiveOptions,
-    FewshotOptions,
-    GenerateOptions,
-    JudgeConfig,
-    ModeOptions,
-    ProbeOptions,
-)
-from hmx.judge.protocol import Judge
+from hmx.config import PACKING_OPTIONS, ConfigError, JudgeConfig, ModeOptions
+from hmx.judge.protocol import Judge, node_options
 from hmx.rubrics.schema import Rubric
 
 
@@ -52,7 +44,7 @@ class Mode:
 
     target: str  # "module:Class", imported when a config asks for the mode
     summary: str  # what the mode reads, in one line (docs, benchmarks, `hmx rubric --help`)
-    options: type[ModeOptions] | None = None  # its own options, the node judge.<mode> (hmx.config.MODE_OPTIONS)
+    options: str | None = None  # "module:Class" of its own options (a ModeOptions), the node judge.<mode>
     packed: bool = False  # scored by the packed engine: reads judge.max_batch_tokens and judge.prefix_cache
     generates_text: bool = False  # writes its verdict (judge.generate.max_rationale_tokens, vLLM); else reads logits
     reads_labels: bool = False  # its score is an expectation over the rubric's label tokens (label mass)
@@ -62,6 +54,10 @@ class Mode:
     def load(self) -> Any:
         """The mode's class (its module imported now)."""
         return _load(self.target)
+
+    def options_class(self) -> type[ModeOptions] | None:
+        """The dataclass of its options node (its module imported now); None: it has none."""
+        return _load(self.options) if self.options else None
 
 
 MODES: dict[str, Mode] = {
@@ -74,7 +70,7 @@ MODES: dict[str, Mode] = {
     "generate": Mode(
         "hmx.judge.modes.generate:GenerateJudge",
         "the model writes a short rationale, then 'Score: N', parsed strictly",
-        options=GenerateOptions,
+        options="hmx.judge.modes.generate:GenerateOptions",
         generates_text=True,
     ),
     "binary": Mode(
@@ -86,7 +82,7 @@ MODES: dict[str, Mode] = {
     "fewshot": Mode(
         "hmx.judge.modes.binary:BinaryJudge",
         "binary, with labelled example pairs (the dev split of judge.fewshot.examples) in the prompt",
-        options=FewshotOptions,
+        options="hmx.judge.modes.binary:FewshotOptions",
         packed=True,
         reads_labels=True,
         kwargs={"fewshot": True},
@@ -94,7 +90,7 @@ MODES: dict[str, Mode] = {
     "contrastive": Mode(
         "hmx.judge.modes.contrastive:ContrastiveJudge",
         "the reply's likelihood under the top vs the bottom anchor: 2 rows per criterion",
-        options=ContrastiveOptions,
+        options="hmx.judge.modes.contrastive:ContrastiveOptions",
     ),
     "relative": Mode(
         "hmx.judge.modes.relative:RelativeJudge",
@@ -103,7 +99,7 @@ MODES: dict[str, Mode] = {
     "probe": Mode(
         "hmx.judge.modes.probe:ProbeJudge",
         "a linear head per criterion, fitted on labelled pairs, reads the judge prompt's hidden state",
-        options=ProbeOptions,
+        options="hmx.judge.modes.probe:ProbeOptions",
         packed=True,
         needs_fitted_weights=True,
     ),
@@ -120,13 +116,49 @@ def mode_of(name: str) -> Mode:
     return MODES[name]
 
 
+def option_classes() -> dict[str, type[ModeOptions]]:
+    """``judge.<mode>`` -> its options' class, for every mode that has options (their modules imported now)."""
+    return {name: cls for name, mode in MODES.items() if (cls := mode.options_class()) is not None}
+
+
+def options(cfg: JudgeConfig, name: str) -> Any:
+    """The typed options of mode ``name`` in ``cfg`` (its class's defaults where ``cfg`` has no node): the one
+    accessor above the modes (a mode reads its own through hmx.judge.protocol.node_options)."""
+    cls = mode_of(name).options_class()
+    if cls is None:
+        raise ConfigError(f"config field 'judge.{name}': mode {name!r} has no options")
+    return node_options(cfg, name, cls)
+
+
+def with_options(cfg: JudgeConfig, name: str, **values: Any) -> JudgeConfig:
+    """``cfg`` with options of mode ``name`` set (``with_options(cfg, "probe", head=F)``), the others kept."""
+    changed = dataclasses.replace(options(cfg, name), **values)
+    return dataclasses.replace(cfg, nodes={**cfg.nodes, name: dataclasses.asdict(changed)})
+
+
+def check_judge_config(cfg: JudgeConfig) -> None:
+    """``judge.mode`` is a row of the table and every ``judge.<node>`` is the options node of a mode, with known
+    keys of the right type (a ConfigError naming the field otherwise); hmx train calls it at start-up, before the
+    run directory exists, and :func:`build_judge` for every other caller."""
+    mode_of(cfg.mode)
+    classes = option_classes()
+    for node in cfg.nodes:
+        if node not in classes:
+            raise ConfigError(
+                f"config field 'judge.{node}': not a judge option or a mode's options node "
+                f"(the modes with options: {', '.join(classes)})"
+            )
+        node_options(cfg, node, classes[node])
+
+
 def mode_options() -> dict[str, list[str]]:
     """Each option a mode reads beyond the shared ones, dotted under ``judge`` (``contrastive.scale``; the engine's
     flat ``max_batch_tokens``), and the modes that read it: ``hmx rubric``'s flags are derived from it."""
     options: dict[str, list[str]] = {}
     for name, mode in MODES.items():
         engine = PACKING_OPTIONS if mode.packed else ()
-        own = [f"{name}.{item.name}" for item in dataclasses.fields(mode.options)] if mode.options else []
+        cls = mode.options_class()
+        own = [f"{name}.{item.name}" for item in dataclasses.fields(cls)] if cls else []
         for option in (*engine, *own):
             options.setdefault(option, []).append(name)
     return options
@@ -140,6 +172,7 @@ def scoring_config(cfg: JudgeConfig) -> JudgeConfig:
 
 def build_judge(rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig) -> Judge:
     """The judge for ``cfg.source`` and ``cfg.mode``; raises RubricError/ConfigError for a config it cannot use."""
+    check_judge_config(cfg)
     mode = mode_of(cfg.mode)
     if cfg.panel:
         alone = dataclasses.replace(cfg, panel=False, source="self")

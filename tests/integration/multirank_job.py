@@ -20,7 +20,7 @@ import hmx.train as train
 from hmx.config import typed_node
 from hmx.judge.modes.contrastive import contrastive_calls
 from hmx.judge.modes.logprob import forward_calls
-from hmx.judge.registry import build_judge
+from hmx.judge.registry import build_judge, options
 from hmx.resources import rubric_path
 from hmx.rubrics.schema import load_rubric
 
@@ -61,7 +61,7 @@ class Probe(TrainerCallback):
         prompts = [COMMON[0]] * (count + 1)
         completions = [COMMON[1]] + [f"{i}: {words}" for i in range(count)]
         device = next(model.parameters()).device
-        modes = ["logprob", "binary", "contrastive", "budget"] + (["probe"] if judge_cfg.probe.head else [])
+        modes = ["logprob", "binary", "contrastive", "budget"] + (["probe"] if options(judge_cfg, "probe").head else [])
         for mode in modes:  # every mode keeps the fixed call schedule
             # budget: the logprob judge grouped by a token budget (1 token: one unit a call, a length-dependent count)
             variant = replace(judge_cfg, max_batch_tokens=1) if mode == "budget" else replace(judge_cfg, mode=mode)

@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from hmx import cli
-from hmx.config import ExternalJudgeConfig, GenerateOptions, JudgeConfig
+from hmx.config import ExternalJudgeConfig, JudgeConfig
 from hmx.judge.registry import build_judge
 from hmx.rewards.self_judge import SelfJudgeRewards
 
@@ -132,8 +132,8 @@ def server(servers: Servers) -> Server:
 
 def external(server: Server, **fields) -> JudgeConfig:
     settings = {"base_url": server.url, "model": server.model, "scoring": "generate", **fields}
-    rationale = GenerateOptions(max_rationale_tokens=4)
-    return JudgeConfig(source="external", generate=rationale, external=ExternalJudgeConfig(**settings))
+    rationale = {"generate": {"max_rationale_tokens": 4}}
+    return JudgeConfig(source="external", nodes=rationale, external=ExternalJudgeConfig(**settings))
 
 
 def test_generate_scoring_through_the_server(server, feel_rubric, tiny_tokenizer):

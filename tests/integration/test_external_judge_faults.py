@@ -20,7 +20,7 @@ import torch
 from misbehaving_server import MisbehavingServer
 
 from hmx import cli
-from hmx.config import ExternalJudgeConfig, GenerateOptions, JudgeConfig
+from hmx.config import ExternalJudgeConfig, JudgeConfig
 from hmx.judge.registry import build_judge
 from hmx.redaction import REDACTED, redacted_output
 from hmx.rewards.self_judge import SelfJudgeRewards
@@ -39,8 +39,8 @@ def server() -> Iterator[MisbehavingServer]:
 
 def external(url: str, **fields) -> JudgeConfig:
     settings = {"base_url": url, "model": "m", "scoring": "auto", "retries": 0, **fields}
-    rationale = GenerateOptions(max_rationale_tokens=4)
-    return JudgeConfig(source="external", generate=rationale, external=ExternalJudgeConfig(**settings))
+    rationale = {"generate": {"max_rationale_tokens": 4}}
+    return JudgeConfig(source="external", nodes=rationale, external=ExternalJudgeConfig(**settings))
 
 
 def rewards_of(cfg: JudgeConfig, rubric, tokenizer) -> dict[str, float]:

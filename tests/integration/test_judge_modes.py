@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hmx.cli import main
-from hmx.config import ConfigError, FewshotOptions, JudgeConfig
+from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.modes.contrastive import contrastive_calls
 from hmx.judge.modes.logprob import forward_calls
 from hmx.judge.modes.relative import relative_calls
@@ -23,7 +23,9 @@ from hmx.train import run
 PAIRS = RUBRICS_DIR / "hmx_feel.pairs.jsonl"
 MODES = {
     "binary": JudgeConfig(mode="binary", batch_size=4),
-    "fewshot": JudgeConfig(mode="fewshot", batch_size=4, fewshot=FewshotOptions(examples=str(PAIRS), per_criterion=1)),
+    "fewshot": JudgeConfig(
+        mode="fewshot", batch_size=4, nodes={"fewshot": {"examples": str(PAIRS), "per_criterion": 1}}
+    ),
     "contrastive": JudgeConfig(mode="contrastive", batch_size=4),
     "relative": JudgeConfig(mode="relative", batch_size=4),
 }
@@ -101,7 +103,7 @@ def test_drift_monitor_scores_every_mode_with_base_and_policy(feel_rubric, tiny_
 
 def test_fewshot_needs_an_example_file(feel_rubric, tiny_tokenizer):
     with pytest.raises(ConfigError, match="judge.fewshot.examples"):
-        build_judge(feel_rubric, tiny_tokenizer, replace(MODES["fewshot"], fewshot=FewshotOptions()))
+        build_judge(feel_rubric, tiny_tokenizer, replace(MODES["fewshot"], nodes={}))
 
 
 def hmx(capsys, *args: str) -> tuple[int, str, str]:

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import torch
 
-from hmx.config import ExternalJudgeConfig, GenerateOptions, JudgeConfig
+from hmx.config import ExternalJudgeConfig, JudgeConfig
 from hmx.judge.modes.external import ExternalJudge
 from hmx.judge.panel import JudgePanel
 from hmx.judge.registry import build_judge
@@ -20,7 +20,7 @@ def panel_cfg(**fields) -> JudgeConfig:
 
 
 def test_a_generate_mode_panel_hands_the_vllm_engine_to_its_self_judge(feel_rubric, tiny_tokenizer):
-    cfg = panel_cfg(mode="generate", generate=GenerateOptions(max_rationale_tokens=4))
+    cfg = panel_cfg(mode="generate", nodes={"generate": {"max_rationale_tokens": 4}})
     panel = build_judge(feel_rubric, tiny_tokenizer, cfg)
     assert isinstance(panel, JudgePanel)
     engine = SimpleNamespace(mode="colocate", enable_sleep_mode=False)  # what usable_engine reads of TRL's engine

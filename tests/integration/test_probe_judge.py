@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hmx.cli import main
-from hmx.config import ConfigError, JudgeConfig, ProbeOptions
+from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.modes.logprob import LogprobJudge, forward_calls
 from hmx.judge.modes.probe import load_probe
 from hmx.judge.registry import build_judge
@@ -60,7 +60,7 @@ def test_logistic_head_separates_and_cross_pairs_pit_criteria_against_each_other
 def test_probe_scores_in_range_on_the_logprob_schedule_with_the_logprob_prompt(
     tiny_probe, feel_rubric, tiny_model, tiny_tokenizer
 ):
-    cfg = JudgeConfig(mode="probe", batch_size=4, probe=ProbeOptions(head=str(tiny_probe)))
+    cfg = JudgeConfig(mode="probe", batch_size=4, nodes={"probe": {"head": str(tiny_probe)}})
     judge = build_judge(feel_rubric, tiny_tokenizer, cfg)
     verdicts, calls = calls_of(tiny_model, judge, PROMPTS, REPLIES)
     assert verdicts.scores.shape == (3, 3) and ((verdicts.scores > 1) & (verdicts.scores < 5)).all()
@@ -85,7 +85,7 @@ def test_probe_scores_in_range_on_the_logprob_schedule_with_the_logprob_prompt(
 
 
 def test_probe_faults_become_nan_and_the_drift_monitor_runs(tiny_probe, feel_rubric, tiny_model, tiny_tokenizer):
-    cfg = JudgeConfig(mode="probe", batch_size=4, probe=ProbeOptions(head=str(tiny_probe)))
+    cfg = JudgeConfig(mode="probe", batch_size=4, nodes={"probe": {"head": str(tiny_probe)}})
     judge = build_judge(feel_rubric, tiny_tokenizer, cfg)
     embeddings = tiny_model.get_input_embeddings()
     hook = embeddings.register_forward_hook(lambda _m, _i, out: torch.full_like(out, float("nan")))
@@ -140,7 +140,7 @@ def test_probe_for_another_rubric_or_none_is_refused(tiny_probe, tiny_tokenizer)
 
     honesty = load_rubric(RUBRICS_DIR / "honesty_guard.yaml")
     with pytest.raises(RubricError, match="fitted for .*feelings"):
-        build_judge(honesty, tiny_tokenizer, JudgeConfig(mode="probe", probe=ProbeOptions(head=str(tiny_probe))))
+        build_judge(honesty, tiny_tokenizer, JudgeConfig(mode="probe", nodes={"probe": {"head": str(tiny_probe)}}))
     with pytest.raises(ConfigError, match="judge.probe"):
         build_judge(honesty, tiny_tokenizer, JudgeConfig(mode="probe"))
 

@@ -47,12 +47,17 @@ def test_every_table_row_resolves_to_its_object():
     for target in (EXTERNAL, PANEL):
         module, _, name = target.partition(":")
         assert issubclass(getattr(importlib.import_module(module), name), JudgeBase)
-    from hmx.config import MODE_OPTIONS, JudgeConfig
+    from hmx.config import JudgeConfig, ModeOptions
+    from hmx.judge.registry import option_classes
 
-    assert {name: mode.options for name, mode in MODES.items() if mode.options} == MODE_OPTIONS  # judge.<mode>
+    classes = option_classes()  # judge.<mode> -> the options class its row names, declared in the mode's module
+    assert set(classes) == {name for name, mode in MODES.items() if mode.options}
+    assert all(
+        issubclass(cls, ModeOptions) and cls.__module__.startswith("hmx.judge.modes.") for cls in classes.values()
+    )
     for option in mode_options():  # every option is a judge.<field> or judge.<mode>.<field>
         node, _, key = option.rpartition(".")
-        assert key in {item.name for item in dataclasses.fields(MODE_OPTIONS[node] if node else JudgeConfig)}
+        assert key in {item.name for item in dataclasses.fields(classes[node] if node else JudgeConfig)}
     tasks = {p.stem for p in Path(TASKS_DIR).glob("*.yaml")}
     assert all(b.task in tasks and b.headline for b in BENCHMARKS.values())
 

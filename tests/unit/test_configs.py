@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from hmx.config import ConfigError, typed_node
+from hmx.judge.registry import options
 from hmx.models import lora_config
 from hmx.resources import CONF_DIR
 from hmx.train import grpo_args
@@ -53,7 +54,11 @@ def test_default_is_smollm2_with_the_shipped_validated_probe_judge(make_cfg):
     judge = typed_node(cfg, "judge")
     assert cfg.model.name_or_path == "HuggingFaceTB/SmolLM2-135M-Instruct" and cfg.model.packaged
     assert cfg.logger.backend == "wandb" and judge.mode == "probe"
-    assert Path(judge.probe.head).is_file() and Path(judge.validate).is_file() and judge.validate_split == "test"
+    assert (
+        Path(options(judge, "probe").head).is_file()
+        and Path(judge.validate).is_file()
+        and judge.validate_split == "test"
+    )
     assert cfg.trainer.max_steps * cfg.trainer.per_device_train_batch_size <= 64  # make train: minutes on 2 cores
     assert cfg.before_after == 3
 

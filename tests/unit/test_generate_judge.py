@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from hmx.config import ConfigError, GenerateOptions, JudgeConfig
+from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.modes.generate import GenerateJudge, parse_verdict
 from hmx.resources import RUBRICS_DIR
 from hmx.rewards.self_judge import SelfJudgeRewards
@@ -26,7 +26,7 @@ ADVERSARIAL = {
 
 
 def generate_cfg(tokens: int, **more) -> JudgeConfig:
-    return JudgeConfig(mode="generate", generate=GenerateOptions(max_rationale_tokens=tokens), **more)
+    return JudgeConfig(mode="generate", nodes={"generate": {"max_rationale_tokens": tokens}}, **more)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ items 2 and 4)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,6 @@ from omegaconf import OmegaConf
 
 from hmx import cli, config
 from hmx.config import (
-    MODE_OPTIONS,
     RENAMED,
     ConfigError,
     JudgeConfig,
@@ -22,18 +21,19 @@ from hmx.config import (
     renamed_overrides,
     typed_node,
 )
+from hmx.judge.registry import check_judge_config, option_classes, options
 from hmx.resources import CONF_DIR, RUBRICS_DIR
-from hmx.resume_policy import REFUSED, config_changes, input_changes, judge_rules
+from hmx.resume_policy import config_changes, input_changes, judge_rules
 
 PAIRS = str(RUBRICS_DIR / "hmx_feel.pairs.jsonl")
 OLD = RENAMED[JudgeConfig]
 # each deprecated key: a value, the preset that has its mode, and where the value lands now
 CASES = {
-    "contrastive_scale": ("2.5", "contrastive", lambda j: j.contrastive.scale, 2.5),
-    "examples": (PAIRS, "fewshot", lambda j: j.fewshot.examples, PAIRS),
-    "examples_per_criterion": ("1", "fewshot", lambda j: j.fewshot.per_criterion, 1),
-    "max_rationale_tokens": ("7", "generate", lambda j: j.generate.max_rationale_tokens, 7),
-    "probe": ("/some/head.safetensors", "probe", lambda j: j.probe.head, "/some/head.safetensors"),
+    "contrastive_scale": ("2.5", "contrastive", lambda j: options(j, "contrastive").scale, 2.5),
+    "examples": (PAIRS, "fewshot", lambda j: options(j, "fewshot").examples, PAIRS),
+    "examples_per_criterion": ("1", "fewshot", lambda j: options(j, "fewshot").per_criterion, 1),
+    "max_rationale_tokens": ("7", "generate", lambda j: options(j, "generate").max_rationale_tokens, 7),
+    "probe": ("/some/head.safetensors", "probe", lambda j: options(j, "probe").head, "/some/head.safetensors"),
 }
 
 
@@ -50,18 +50,18 @@ def composed(*overrides: str, searchpath: Path | None = None):
 
 def test_every_deprecated_key_has_a_case_and_lands_in_a_mode_node():
     assert set(CASES) == set(OLD)
-    assert {new.split(".")[0] for new in OLD.values()} <= set(MODE_OPTIONS)
+    assert {new.split(".")[0] for new in OLD.values()} <= set(option_classes())
 
 
 def test_the_new_keys_compose_from_the_presets_and_the_command_line(capsys):
     judge = typed_node(composed("judge=contrastive", "judge.contrastive.scale=3"), "judge")
-    assert judge.contrastive.scale == 3.0
+    assert options(judge, "contrastive").scale == 3.0
     judge = typed_node(composed("judge=fewshot", "judge.fewshot.per_criterion=1"), "judge")
-    assert Path(judge.fewshot.examples).is_file() and judge.fewshot.per_criterion == 1
+    assert Path(options(judge, "fewshot").examples).is_file() and options(judge, "fewshot").per_criterion == 1
     judge = typed_node(composed("judge=probe"), "judge")
-    assert Path(judge.probe.head).is_file()
+    assert Path(options(judge, "probe").head).is_file()
     judge = typed_node(composed("judge=generate", "judge.generate.max_rationale_tokens=9"), "judge")
-    assert judge.generate.max_rationale_tokens == 9
+    assert options(judge, "generate").max_rationale_tokens == 9
     assert "deprecated" not in capsys.readouterr().err
 
 
@@ -109,15 +109,19 @@ def test_deprecated_keys_in_a_users_yaml_preset(tmp_path, capsys):
     )
     cfg = composed("judge=mine", searchpath=tmp_path)
     judge = typed_node(cfg, "judge")
-    assert (judge.contrastive.scale, judge.probe.head, judge.fewshot.examples) == (4.0, None, PAIRS)
-    assert (judge.fewshot.per_criterion, judge.generate.max_rationale_tokens) == (3, 12)
+    assert (options(judge, "contrastive").scale, options(judge, "probe").head, options(judge, "fewshot").examples) == (
+        4.0,
+        None,
+        PAIRS,
+    )
+    assert (options(judge, "fewshot").per_criterion, options(judge, "generate").max_rationale_tokens) == (3, 12)
     err = capsys.readouterr().err
     assert all(f"'judge.{old}' is deprecated: use judge.{new}" in err for old, new in OLD.items()), err
 
 
 def test_an_unknown_nested_key_names_its_field(capsys):
     with pytest.raises(ConfigError, match=r"config field 'judge\.contrastive\.bogus'"):
-        parse_node(JudgeConfig, {"contrastive": {"bogus": 1}}, "judge")
+        check_judge_config(parse_node(JudgeConfig, {"contrastive": {"bogus": 1}}, "judge"))
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "debug=smoke", "judge=contrastive", "+judge.contrastive.bogus=1"])
     err = capsys.readouterr().err
@@ -130,10 +134,10 @@ def test_a_string_for_a_nested_node_other_than_probe_fails_naming_it():
 
 
 def test_the_resume_policy_refuses_every_mode_option_and_applies_the_engine_options():
-    refused, applied = judge_rules()
-    for node, options in MODE_OPTIONS.items():
-        for name in (item.name for item in fields(options)):
-            assert f"judge.{node}.{name}" in refused and f"judge.{node}.{name}" in REFUSED
+    refused, applied = judge_rules(option_classes())
+    for node, schema in option_classes().items():
+        for name in (item.name for item in fields(schema)):
+            assert f"judge.{node}.{name}" in refused
     assert set(applied) == {"judge.batch_size", "judge.max_batch_tokens", "judge.prefix_cache"}
 
 
@@ -144,11 +148,7 @@ def test_an_option_declared_bookkeeping_is_applied_on_resume():
         strength: float = 1.0
         verbose: bool = False
 
-    @dataclass
-    class Schema:
-        sketch: Sketch = field(default_factory=Sketch)
-
-    refused, applied = judge_rules(Schema)
+    refused, applied = judge_rules({"sketch": Sketch})
     assert refused == ("judge.sketch.strength",) and "judge.sketch.verbose" in applied
 
 
@@ -173,14 +173,14 @@ def test_a_run_recorded_with_flat_keys_resumes_without_a_refused_change(tmp_path
     previous = tmp_path / "config.yaml"
     previous.write_text(OmegaConf.to_yaml(OmegaConf.create(recorded)))
     typed_node(cfg, "judge")
-    assert config_changes(previous, cfg) == {"applied": [], "warned": []}
+    assert config_changes(previous, cfg, option_classes()) == {"applied": [], "warned": []}
     assert "deprecated" not in capsys.readouterr().err  # the recorded file is migrated silently
     moved = composed("judge=probe", "judge.probe.head=/another/head.safetensors")
     with pytest.raises(ConfigError, match=r"config field 'judge\.probe\.head': a resumed run cannot change"):
-        config_changes(previous, moved)
+        config_changes(previous, moved, option_classes())
     scaled = composed("judge=probe", "+judge.contrastive.scale=3")
     with pytest.raises(ConfigError, match=r"config field 'judge\.contrastive\.scale'"):
-        config_changes(previous, scaled)
+        config_changes(previous, scaled, option_classes())
 
 
 def test_an_option_node_the_old_preset_lacked_compares_as_its_default(tmp_path):
@@ -192,7 +192,7 @@ def test_an_option_node_the_old_preset_lacked_compares_as_its_default(tmp_path):
     del recorded["judge"]["max_rationale_tokens"]
     previous = tmp_path / "config.yaml"
     previous.write_text(OmegaConf.to_yaml(OmegaConf.create(recorded)))
-    assert config_changes(previous, cfg) == {"applied": [], "warned": []}
+    assert config_changes(previous, cfg, option_classes()) == {"applied": [], "warned": []}
 
 
 def test_an_old_runs_input_hashes_are_checked_under_the_new_field_names(tmp_path):
@@ -217,12 +217,14 @@ def test_rubric_flags_come_from_the_schema_with_the_old_spellings_as_aliases(spe
     }[spelling]  # fmt: skip
     args = parse_args(["score", "--rubric", "hmx_feel", "--mode", "fewshot", *flags])
     cfg = judge_config(args)
-    assert (cfg.mode, cfg.contrastive.scale, cfg.fewshot.examples) == ("fewshot", 3.0, PAIRS)
-    assert cfg.fewshot.per_criterion == 1
-    assert (cfg.generate.max_rationale_tokens, cfg.probe.head) == (5, "h.safetensors")
+    assert (cfg.mode, options(cfg, "contrastive").scale, options(cfg, "fewshot").examples) == ("fewshot", 3.0, PAIRS)
+    assert options(cfg, "fewshot").per_criterion == 1
+    assert (options(cfg, "generate").max_rationale_tokens, options(cfg, "probe").head) == (5, "h.safetensors")
     preset = parse_args(["validate", "--pairs", PAIRS, "--judge", "probe", "--batch-size", "2"])
     kept = judge_config(preset, typed_node(composed("judge=probe"), "judge"))
-    assert kept.batch_size == 2 and Path(kept.probe.head).is_file()  # a flag left out keeps the preset's value
+    assert (
+        kept.batch_size == 2 and Path(options(kept, "probe").head).is_file()
+    )  # a flag left out keeps the preset's value
 
 
 def test_eval_reads_an_old_runs_reward_judge_silently(tmp_path, capsys):
@@ -232,7 +234,7 @@ def test_eval_reads_an_old_runs_reward_judge_silently(tmp_path, capsys):
         "judge:\n  mode: probe\n  probe: /old/head.safetensors\n  contrastive_scale: 2.0\n"
     )
     judge, source = reward_judge(JudgeConfig(), tmp_path)
-    assert (judge.probe.head, judge.contrastive.scale, source) == (
+    assert (options(judge, "probe").head, options(judge, "contrastive").scale, source) == (
         "/old/head.safetensors",
         2.0,
         str(tmp_path / "config.yaml"),
@@ -246,4 +248,7 @@ def test_reporting_keys_are_applied_on_resume_without_a_warning(tmp_path):
     previous = tmp_path / "config.yaml"
     previous.write_text(OmegaConf.to_yaml(OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))))
     changed = composed("judge=probe", "before_after=1", "audit.window=4")
-    assert config_changes(previous, changed) == {"applied": ["audit.window", "before_after"], "warned": []}
+    assert config_changes(previous, changed, option_classes()) == {
+        "applied": ["audit.window", "before_after"],
+        "warned": [],
+    }

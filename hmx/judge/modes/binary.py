@@ -16,12 +16,14 @@ with the tokenizer's special tokens defused.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
-from hmx.config import ConfigError, JudgeConfig
+from hmx.config import ConfigError, JudgeConfig, ModeOptions
 from hmx.judge.engine.prompts import special_tokens
 from hmx.judge.modes.logprob import LogprobJudge, single_token_label_ids
+from hmx.judge.protocol import node_options
 from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.render import QUOTED_EXCHANGE, defuse
 from hmx.rubrics.schema import Level, Rubric, RubricError
@@ -69,17 +71,27 @@ def binary_rubric(
     return dataclasses.replace(rubric, criteria=tuple(criteria), judge_template=BINARY_TEMPLATE, description=shown)
 
 
+@dataclass
+class FewshotOptions(ModeOptions):
+    """``judge.fewshot``: the labelled examples shown in the prompt."""
+
+    MINIMUM = {"per_criterion": 0}
+    examples: str | None = None  # a labelled pair file whose dev pairs are shown as examples
+    per_criterion: int = 2  # pairs shown per criterion
+
+
 def fewshot_examples(rubric: Rubric, cfg: JudgeConfig, special: list[str]) -> dict[str, str]:
     """Per criterion, the few-shot block from ``judge.fewshot.examples`` (its dev pairs; every pair if none is dev)."""
-    if not cfg.fewshot.examples:
+    options = node_options(cfg, "fewshot", FewshotOptions)
+    if not options.examples:
         raise ConfigError(
             "config field 'judge.fewshot.examples': fewshot mode needs a labelled pair file for its examples"
         )
-    pairs = load_pairs(cfg.fewshot.examples, rubric)
+    pairs = load_pairs(options.examples, rubric)
     dev = [p for p in pairs if p.split == "dev"] or pairs
     blocks = {}
     for criterion in rubric.criteria:
-        chosen = [p for p in dev if p.criterion == criterion.name][: cfg.fewshot.per_criterion]
+        chosen = [p for p in dev if p.criterion == criterion.name][: options.per_criterion]
         if chosen:
             blocks[criterion.name] = examples_text(criterion.name, chosen, special)
     return blocks

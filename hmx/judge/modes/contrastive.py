@@ -23,16 +23,17 @@ left-padded and only the completion's positions are projected (``logits_to_keep`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from hmx.chat_template import user_prompt
-from hmx.config import JudgeConfig
+from hmx.config import JudgeConfig, ModeOptions
 from hmx.judge.engine.packing import left_pad
 from hmx.judge.engine.prompts import special_tokens
 from hmx.judge.engine.schedule import scheduled_pass
-from hmx.judge.protocol import JudgeBase
+from hmx.judge.protocol import JudgeBase, node_options
 from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.models import pad_token_id
 from hmx.rubrics.render import defuse, strip_thinking
@@ -62,6 +63,13 @@ def contrastive_calls(completions: int, criteria: int, batch_size: int) -> int:
     return -(-2 * completions * criteria // batch_size)
 
 
+@dataclass
+class ContrastiveOptions(ModeOptions):
+    """``judge.contrastive``: the logistic that maps the likelihood gap to the scale."""
+
+    scale: float = 10.0  # score = min + range * sigmoid(scale * log-likelihood gap)
+
+
 class ContrastiveJudge(JudgeBase):
     """Scores completions by their likelihood under each criterion's top vs bottom anchor (policy weights)."""
 
@@ -69,6 +77,7 @@ class ContrastiveJudge(JudgeBase):
 
     def __init__(self, rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig):
         self.rubric, self.tokenizer, self.cfg = rubric, tokenizer, cfg
+        self.options = node_options(cfg, "contrastive", ContrastiveOptions)
         self.special = special_tokens(tokenizer)
         self.systems = [anchor_systems(c) for c in rubric.criteria]
 
@@ -124,7 +133,7 @@ class ContrastiveJudge(JudgeBase):
         """Scores from mean log-likelihoods ``[N, C, 2]`` (top, bottom); label_probs ``[P(top), P(bottom)]``."""
         n, c = means.shape[:2]
         delta = means[..., 0] - means[..., 1]
-        p_top = torch.sigmoid(self.cfg.contrastive.scale * delta)
+        p_top = torch.sigmoid(self.options.scale * delta)
         scores = on_scale(self.rubric, p_top) if n else torch.full((0, c), float("nan"))
         probs = [[[float(p_top[i, j]), 1.0 - float(p_top[i, j])] for j in range(c)] for i in range(n)]
         return Verdicts(scores=scores.float(), label_probs=probs, label_mass=torch.ones(n, c))

@@ -50,8 +50,8 @@ from transformers import PreTrainedTokenizerBase
 from hmx.config import ConfigError, ExternalJudgeConfig, JudgeConfig
 from hmx.judge.engine.prompts import special_tokens
 from hmx.judge.modes.endpoint import Endpoint, Exchange
-from hmx.judge.modes.generate import VERDICT_TOKENS, parse_verdict
-from hmx.judge.protocol import JudgeBase
+from hmx.judge.modes.generate import VERDICT_TOKENS, GenerateOptions, parse_verdict
+from hmx.judge.protocol import JudgeBase, node_options
 from hmx.judge.verdicts import Verdicts
 from hmx.redaction import protect_env, redact_text
 from hmx.rubrics.render import render_judge_message
@@ -189,6 +189,7 @@ class ExternalJudge(JudgeBase):
 
     def __init__(self, rubric: Rubric, tokenizer: PreTrainedTokenizerBase, cfg: JudgeConfig):
         self.rubric, self.cfg = rubric, cfg
+        self.rationale = node_options(cfg, "generate", GenerateOptions)  # its generate scoring's budget
         key = check_external(cfg.external)
         self.special = special_tokens(tokenizer)  # defused inside quoted text, as for the self-judge
         self.scoring = cfg.external.scoring  # "auto" until the first answer says whether logprobs come back
@@ -225,7 +226,7 @@ class ExternalJudge(JudgeBase):
             "temperature": 0.0,
         }
         if scoring == "generate":
-            body["max_tokens"] = self.cfg.generate.max_rationale_tokens + VERDICT_TOKENS
+            body["max_tokens"] = self.rationale.max_rationale_tokens + VERDICT_TOKENS
         else:
             body.update(max_tokens=1, logprobs=True, top_logprobs=ext.top_logprobs)
         exchange = Exchange(fault="connection")

@@ -32,11 +32,11 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from hmx.config import ConfigError, JudgeConfig
+from hmx.config import JudgeConfig, ModeOptions
 from hmx.decoding import greedy_decode
 from hmx.judge.engine import vllm_verdicts
 from hmx.judge.engine.prompts import JudgePrompts
-from hmx.judge.protocol import JudgeBase
+from hmx.judge.protocol import JudgeBase, node_options
 from hmx.judge.verdicts import Verdicts, judging
 from hmx.rubrics.render import strip_thinking
 from hmx.rubrics.schema import Criterion, Rubric
@@ -68,6 +68,14 @@ def parse_verdict(text: str, labels: Sequence[str]) -> tuple[str | None, str | N
     return match.group(1), "\n".join(lines[:-1]).strip()
 
 
+@dataclass
+class GenerateOptions(ModeOptions):
+    """``judge.generate``: the written verdict (also the external judge's generate scoring)."""
+
+    MINIMUM = {"max_rationale_tokens": 1}
+    max_rationale_tokens: int = 64  # the rationale's token budget before "Score: N"
+
+
 class GenerateJudge(JudgeBase):
     """Scores completions against every criterion by letting the policy write its verdict."""
 
@@ -78,15 +86,13 @@ class GenerateJudge(JudgeBase):
         cfg: JudgeConfig,
         generation_kwargs: dict[str, Any] | None = None,
     ):
-        budget = cfg.generate.max_rationale_tokens
-        if budget < 0:
-            raise ConfigError(f"config field 'judge.generate.max_rationale_tokens': must be >= 0, got {budget}")
+        self.options = node_options(cfg, "generate", GenerateOptions)
         self.rubric = rubric
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.generation_kwargs = generation_kwargs or {}  # e.g. a logits_processor, for tests and experiments
         self.prompts = JudgePrompts(rubric, tokenizer, cfg, "generate", "")
-        self.max_new_tokens = cfg.generate.max_rationale_tokens + VERDICT_TOKENS
+        self.max_new_tokens = self.options.max_rationale_tokens + VERDICT_TOKENS
         self.vllm: Any = None  # TRL's VLLMGeneration, when attach_vllm found it usable
 
     @property
@@ -96,7 +102,7 @@ class GenerateJudge(JudgeBase):
 
     def verdict_tokens(self) -> int:
         """A rationale of up to ``judge.generate.max_rationale_tokens``, then its score."""
-        return self.cfg.generate.max_rationale_tokens
+        return self.options.max_rationale_tokens
 
     def attach_vllm(self, vllm_generation: Any) -> str:
         """Judge on TRL's vLLM engine where it can; returns the engine used."""

@@ -25,8 +25,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from transformers import PreTrainedTokenizerBase
 
-from hmx.config import ConfigError, JudgeConfig
+from hmx.config import ConfigError, JudgeConfig, ModeOptions
 from hmx.judge.modes.logprob import LogprobJudge
+from hmx.judge.protocol import node_options
 from hmx.judge.verdicts import Verdicts, judging, on_scale
 from hmx.rubrics.schema import Rubric, RubricError
 
@@ -151,6 +152,13 @@ def check_model(probe: Probe, source: str, model: torch.nn.Module) -> None:
         )
 
 
+@dataclass
+class ProbeOptions(ModeOptions):
+    """``judge.probe``: the fitted linear heads."""
+
+    head: str | None = None  # the head file written by hmx rubric fit-probe
+
+
 class ProbeJudge(LogprobJudge):
     """Scores each (completion, criterion) with a fitted head on one layer's hidden state at the row's end."""
 
@@ -164,16 +172,17 @@ class ProbeJudge(LogprobJudge):
         probe: Probe | None = None,
         layers: list[int] | None = None,
     ):
-        """``probe`` (else ``cfg.probe.head``) gives the heads; with ``layers`` and no probe the judge only
+        """``probe`` (else ``judge.probe.head``) gives the heads; with ``layers`` and no probe the judge only
         reads features (``score`` then fails), as :mod:`hmx.judge.validity.probe_fit` does to fit one."""
         super().__init__(rubric, tokenizer, cfg)
+        self.options = node_options(cfg, "probe", ProbeOptions)
         if probe is None and layers is None:
-            if not cfg.probe.head:
+            if not self.options.head:
                 raise ConfigError(
                     "config field 'judge.probe.head': probe mode needs a probe file (hmx rubric fit-probe)"
                 )
-            probe = load_probe(cfg.probe.head)
-            check_probe(probe, str(cfg.probe.head), rubric, cfg)
+            probe = load_probe(self.options.head)
+            check_probe(probe, str(self.options.head), rubric, cfg)
         self.probe = probe
         self.layers = [probe.layer] if probe is not None else list(layers or [])
         self.checked = False
@@ -206,7 +215,7 @@ class ProbeJudge(LogprobJudge):
     def check_model(self, model: torch.nn.Module) -> None:
         """The head fits the model's hidden size and depth (hmx train calls it before the run directory exists)."""
         if self.probe is not None and not self.checked:
-            check_model(self.probe, str(self.cfg.probe.head or "the probe"), model)
+            check_model(self.probe, str(self.options.head or "the probe"), model)
             self.checked = True
 
     def score(self, model: torch.nn.Module, prompts, completions, device: torch.device) -> Verdicts:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.protocol import Judge
+from hmx.judge.registry import options
 from hmx.judge.validity.accuracy import Validity, format_table, validate
 from hmx.judge.validity.records import CheckRecords, recorded_bar, recorded_validity
 from hmx.judge.validity.surface_bar import SurfaceBar, baseline_fit, format_bar, surface_bar
@@ -125,11 +126,11 @@ def measure_judge(
     with progress_bar("judge check: the judge") as progress:
         validity = validate(build, rubric, model, pairs, device, cfg.mode, model_name, progress=progress)
     judge_fit = None
-    if cfg.mode == "probe" and cfg.probe.head:  # and what a bag of words fitted on the probe's pairs gets
+    if cfg.mode == "probe" and options(cfg, "probe").head:  # and what a bag of words fitted on the probe's pairs gets
         from hmx.judge.modes.probe import load_probe
         from hmx.judge.validity.probe_check import probe_fit_pairs, validate_probe
 
-        info = load_probe(cfg.probe.head).info
+        info = load_probe(options(cfg, "probe").head).info
         validity = validate_probe(validity, pairs, info, rubric)
         judge_fit = probe_fit_pairs(info, rubric)
     fit, note = baseline_fit(rubric, str(cfg.validate), [cfg.validate_split], judge_fit)

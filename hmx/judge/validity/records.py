@@ -28,6 +28,7 @@ import torch
 import yaml
 
 from hmx.config import JudgeConfig
+from hmx.judge.registry import options
 from hmx.judge.validity.accuracy import CriterionValidity, Validity
 from hmx.judge.validity.surface_bar import BaselineRow, SurfaceBar
 from hmx.resources import RUBRICS_DIR
@@ -49,10 +50,9 @@ SCORING_OPTIONS = {
 
 
 def _option(cfg: JudgeConfig, dotted: str) -> Any:
-    value: Any = cfg
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
+    """A flat option of ``cfg``, or a mode's (``contrastive.scale``: read through the mode table)."""
+    node, _, name = dotted.rpartition(".")
+    return getattr(options(cfg, node) if node else cfg, name)
 
 
 def load_records(path: Path = RECORDS) -> list[dict[str, Any]]:
@@ -148,13 +148,13 @@ def tokenizer_digest(tokenizer: Any) -> str:
 
 def judge_key(cfg: JudgeConfig, rubric_files: list[str], direction: str, model_name: str) -> dict[str, Any]:
     """The cheap part of a check's key (no weights read): the judge's scoring options and its files' hashes."""
-    options = {name: _option(cfg, where) for name, where in SCORING_OPTIONS.items()}
+    scoring = {name: _option(cfg, where) for name, where in SCORING_OPTIONS.items()}
     return {
         "method": CHECK_METHOD,
         "model": model_name,
-        "judge": options,
-        "examples": file_digest(cfg.fewshot.examples),
-        "head": file_digest(cfg.probe.head),
+        "judge": scoring,
+        "examples": file_digest(options(cfg, "fewshot").examples),
+        "head": file_digest(options(cfg, "probe").head),
         "adapter": file_digest(cfg.adapter),
         "rubric": [file_digest(f) for f in rubric_files],
         "direction": direction,
