@@ -43,6 +43,7 @@ def rubric_file(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_malformed_yaml_as_a_subprocess(tmp_path, cache_dir):
     path = rubric_file(tmp_path, RUBRIC.replace("criteria:", "criteria: [", 1))
     result = subprocess.run(

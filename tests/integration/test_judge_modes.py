@@ -127,6 +127,7 @@ def test_rubric_validate_table_json_and_bad_pairs(tmp_path, hmx, cache_dir):
     assert code == 2 and f"{bad}:1: criterion: 'humour'" in err and "Traceback" not in err and out == ""
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_train_validates_the_judge_logs_it_and_refuses_below_min_accuracy(make_cfg, tmp_path):
     pairs = small_pairs(tmp_path)
     with pytest.raises(ConfigError, match="judge.min_accuracy.*not training"):

@@ -137,6 +137,7 @@ def test_probe_for_another_rubric_or_none_is_refused(tiny_probe, tiny_tokenizer)
         build_judge(honesty, tiny_tokenizer, JudgeConfig(mode="probe"))
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_train_with_the_probe_judge(make_cfg, tiny_probe):
     run_dir = run(make_cfg("debug=smoke", "judge=probe", f"judge.probe={tiny_probe}", "trainer.max_steps=1"))
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

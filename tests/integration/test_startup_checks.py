@@ -101,6 +101,7 @@ def test_a_prompt_file_that_is_not_utf8_names_file_and_line(tmp_path, cache_dir,
     assert f"config field 'data.path': {data}:" in err and "not UTF-8" in err and "UnicodeDecodeError" not in err
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_all_zero_weights_are_warned_about(tmp_path, cache_dir, capsys):
     path = rubric_file(tmp_path, RUBRIC.replace("weight: 1.0", "weight: 0.0"))
     overrides = [f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={cache_dir}", "debug=smoke"]
