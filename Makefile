@@ -30,8 +30,8 @@ test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-# unit tests and the tiny-model integration tests of the judge, the rubric CLI and bad input (not `slow`);
-# CI runs everything through `make test`
+# unit tests and the tiny-model integration tests of the judge, the rubric CLI and bad input, less those marked
+# `slow` (training runs, the real model, ranks, second processes); CI runs everything through `make test`
 FAST_TESTS := tests/unit $(addprefix tests/integration/,test_judge_panel.py test_judge_drift.py \
   test_judge_modes.py test_probe_judge.py test_rubric_cli.py test_bad_input.py test_reward_faults.py \
   test_startup_checks.py)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -16,6 +17,50 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Exit(NamedTuple):
+    """What one ``hmx`` command left: its exit status, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def hmx(capsys: pytest.CaptureFixture[str]) -> Callable[..., Exit]:
+    """``hmx ARGV`` in this process, as the console script runs it (``hmx.cli.main``: Hydra, the command's
+    ``command_errors``, its exit status), without a new interpreter importing torch, transformers and TRL.
+
+    Subprocesses stay where the process is the point: the console script itself, ``python -m hmx.train``
+    under accelerate, signals, a package outside the checkout, and a few error paths of the real script.
+    """
+    from hmx import cli
+
+    def call(*argv: str | Path) -> Exit:
+        capsys.readouterr()  # what earlier steps printed is not this command's
+        try:
+            cli.main([str(arg) for arg in argv])
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        out, err = capsys.readouterr()
+        return Exit(code, out, err)
+
+    return call
+
+
+@pytest.fixture
+def hmx_fails(hmx: Callable[..., Exit]) -> Callable[..., str]:
+    """``hmx ARGV`` in this process, failing as bad input must: exit 2 and no traceback; returns stderr."""
+
+    def call(*argv: str | Path) -> str:
+        code, _, err = hmx(*argv)
+        assert code == 2, err
+        assert "Traceback" not in err, err
+        return err
+
+    return call
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def test_a_frozen_judge_agrees_with_itself_without_a_second_pass(make_cfg, tiny_
 
 def test_bad_audit_settings_fail_before_the_run_directory(make_cfg, tmp_path):
     with pytest.raises(PairError, match="missing.jsonl: labelled pair file not found"):
-        run(make_cfg("debug=smoke", f"audit.pairs={tmp_path / 'missing.jsonl'}"))
+        run(make_cfg("debug=smoke", "audit.minimal_steps=1", f"audit.pairs={tmp_path / 'missing.jsonl'}"))
     with pytest.raises(ConfigError, match=r"audit\.window': must be >= 1"):
         run(make_cfg("debug=smoke", "audit.window=0"))
     assert not (tmp_path / "runs").exists()

@@ -20,7 +20,7 @@ from hmx.resources import RUBRICS_DIR
 RUBRIC = (RUBRICS_DIR / "hmx_feel.yaml").read_text(encoding="utf-8")
 
 
-def train_fails(tmp_path: Path, cache_dir: Path, capsys, *overrides: str) -> str:
+def train_fails(tmp_path: Path, cache_dir: Path, hmx_fails, *overrides: str) -> str:
     """Run `hmx train` in-process; assert exit 2 and no run directory; return stderr."""
     runs = tmp_path / "runs"
     argv = [
@@ -31,11 +31,8 @@ def train_fails(tmp_path: Path, cache_dir: Path, capsys, *overrides: str) -> str
         "logger=none",
         "run_name=bad",
     ]
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([*argv, *overrides])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    assert "hmx train: error: " in err and "Traceback" not in err, err
+    err = hmx_fails(*argv, *overrides)
+    assert "hmx train: error: " in err, err
     assert not runs.exists() or not any(runs.iterdir())
     return err
 
@@ -46,6 +43,7 @@ def rubric_file(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_malformed_yaml_as_a_subprocess(tmp_path, cache_dir):
     path = rubric_file(tmp_path, RUBRIC.replace("criteria:", "criteria: [", 1))
     result = subprocess.run(
@@ -69,49 +67,49 @@ def test_malformed_yaml_as_a_subprocess(tmp_path, cache_dir):
     ],
     ids=["criterion_key", "top_level_key"],
 )
-def test_unknown_rubric_key(tmp_path, cache_dir, capsys, edit, field):
+def test_unknown_rubric_key(tmp_path, cache_dir, hmx_fails, edit, field):
     path = rubric_file(tmp_path, RUBRIC.replace(*edit, 1))
-    err = train_fails(tmp_path, cache_dir, capsys, f"rubric.path={path}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"rubric.path={path}")
     assert str(path) in err and field in err
 
 
-def test_empty_criteria(tmp_path, cache_dir, capsys):
+def test_empty_criteria(tmp_path, cache_dir, hmx_fails):
     path = rubric_file(tmp_path, RUBRIC.split("criteria:")[0] + "criteria: []\n")
-    err = train_fails(tmp_path, cache_dir, capsys, f"rubric.path={path}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"rubric.path={path}")
     assert str(path) in err and "criteria: must be a non-empty list" in err
 
 
-def test_score_label_that_is_not_one_token(tmp_path, cache_dir, capsys):
+def test_score_label_that_is_not_one_token(tmp_path, cache_dir, hmx_fails):
     path = rubric_file(tmp_path, RUBRIC.replace('label: "5"', 'label: "excellent"\n        value: 5', 1))
-    err = train_fails(tmp_path, cache_dir, capsys, f"rubric.path={path}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"rubric.path={path}")
     assert str(path) in err and "criteria[0].scale[4].label: 'excellent' is not a single token" in err
 
 
-def test_missing_prompt_column(tmp_path, cache_dir, capsys):
+def test_missing_prompt_column(tmp_path, cache_dir, hmx_fails):
     data = tmp_path / "prompts.csv"
     data.write_text("question\nHow do you feel today?\n", encoding="utf-8")
-    err = train_fails(tmp_path, cache_dir, capsys, f"data.path={data}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"data.path={data}")
     assert "data.prompt_column" in err and str(data) in err and "columns: question" in err
 
 
-def test_empty_dataset(tmp_path, cache_dir, capsys):
+def test_empty_dataset(tmp_path, cache_dir, hmx_fails):
     data = tmp_path / "prompts.jsonl"
     data.write_text("", encoding="utf-8")
-    err = train_fails(tmp_path, cache_dir, capsys, f"data.path={data}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"data.path={data}")
     assert "data.path" in err and str(data) in err
 
 
-def test_unknown_hub_model_offline(tmp_path, cache_dir, capsys, monkeypatch):
+def test_unknown_hub_model_offline(tmp_path, cache_dir, hmx_fails, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    err = train_fails(tmp_path, cache_dir, capsys, "model.name_or_path=nobody/no-such-model")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, "model.name_or_path=nobody/no-such-model")
     assert "model.name_or_path" in err and "nobody/no-such-model" in err
 
 
-def test_vllm_generation_without_vllm(tmp_path, cache_dir, capsys):
+def test_vllm_generation_without_vllm(tmp_path, cache_dir, hmx_fails):
     pytest.importorskip("torch")
     if __import__("importlib.util").util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here")
-    err = train_fails(tmp_path, cache_dir, capsys, "generation=vllm_colocate", "debug=smoke")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, "generation=vllm_colocate", "debug=smoke")
     assert "generation" in err and "use_vllm" in err and "pip install 'hmx[vllm]'" in err
     assert "vllm" not in sys.modules
 

@@ -80,10 +80,11 @@ def test_interactive_side_by_side_keeps_history_resets_and_quits(smoke_run, gree
     assert turns[4] == ""
 
 
-def test_one_shot_is_greedy_and_uses_the_adapter(smoke_run, greedy):
-    result = hmx_chat(str(smoke_run / "adapter"), "--prompt", "How do you feel today?")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout == greedy([user("How do you feel today?")]) + "\n"
+def test_one_shot_is_greedy_and_uses_the_adapter(smoke_run, greedy, hmx):
+    adapter, limit = str(smoke_run / "adapter"), str(MAX_NEW_TOKENS)
+    code, out, err = hmx("chat", adapter, "--prompt", "How do you feel today?", "--max-new-tokens", limit)
+    assert code == 0, err[-3000:]
+    assert out == greedy([user("How do you feel today?")]) + "\n"
 
 
 def test_sampling_is_reproducible_with_a_seed(smoke_run, greedy, capsys):

@@ -1,4 +1,7 @@
-"""`hmx train` as a user runs it: exit codes, messages, W&B offline, nothing half-written."""
+"""`hmx train` as a user runs it: exit codes, messages, W&B offline, nothing half-written.
+
+The smoke run is a real process (as the console script runs); the error paths run in this process (the
+``hmx`` fixture of tests/conftest.py); the real script's own error path: test_bad_input.py."""
 
 from __future__ import annotations
 
@@ -32,17 +35,16 @@ def test_smoke_run_with_wandb_offline_prints_its_outputs(tmp_path, cache_dir):
     assert list((run_dir / "wandb").glob("offline-run-*"))
 
 
-def test_unknown_key_fails_with_hydras_message(tmp_path):
-    result = hmx("train", "debug=tiny", "trainer.learnin_rate=1", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "Could not override 'trainer.learnin_rate'" in result.stderr
+def test_unknown_key_fails_with_hydras_message(tmp_path, monkeypatch, hmx):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = hmx("train", "debug=tiny", "trainer.learnin_rate=1")
+    assert code != 0
+    assert "Could not override 'trainer.learnin_rate'" in err
     assert not (tmp_path / "outputs").exists()
 
 
-def test_missing_model_path_fails_before_writing(tmp_path, cache_dir):
-    result = hmx(
-        "train", "debug=tiny", "model.name_or_path=./no/such/model", f"paths.cache_dir={cache_dir}", cwd=tmp_path
-    )
-    assert result.returncode == 2
-    assert "model.name_or_path" in result.stderr and "./no/such/model" in result.stderr
+def test_missing_model_path_fails_before_writing(tmp_path, cache_dir, monkeypatch, hmx_fails):
+    monkeypatch.chdir(tmp_path)
+    err = hmx_fails("train", "debug=tiny", "model.name_or_path=./no/such/model", f"paths.cache_dir={cache_dir}")
+    assert "model.name_or_path" in err and "./no/such/model" in err
     assert not (tmp_path / "outputs").exists()

@@ -11,21 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from hmx import cli
 from hmx.resources import ROOT
 
 PACKAGE_DIR = ROOT / "hmx"
 
 WEIGHTS = "adapter_model.safetensors"
-
-
-def fails(capsys, *argv: str) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(list(argv))
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    assert "Traceback" not in err, err
-    return err
 
 
 @pytest.mark.parametrize(
@@ -42,9 +32,9 @@ def fails(capsys, *argv: str) -> str:
     ],
     ids=["train", "eval", "compare", "rubric_show", "rubric_score", "chat", "merge", "init"],
 )
-def test_every_command_fails_the_same_way(tmp_path, monkeypatch, capsys, argv, expected):
+def test_every_command_fails_the_same_way(tmp_path, monkeypatch, hmx_fails, argv, expected):
     monkeypatch.chdir(tmp_path)
-    assert expected in fails(capsys, *argv)
+    assert expected in hmx_fails(*argv)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -66,7 +56,7 @@ def run_copy(smoke_run: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("size", ["empty", "truncated"])
 @pytest.mark.parametrize("command", ["chat", "merge", "eval"])
-def test_damaged_adapter_weights_fail_cleanly(run_copy, tmp_path, capsys, command, size):
+def test_damaged_adapter_weights_fail_cleanly(run_copy, tmp_path, hmx_fails, command, size):
     weights = run_copy / "adapter" / WEIGHTS
     data = weights.read_bytes()
     weights.write_bytes(b"" if size == "empty" else data[: len(data) // 2])
@@ -76,22 +66,22 @@ def test_damaged_adapter_weights_fail_cleanly(run_copy, tmp_path, capsys, comman
         "merge": ["merge", str(run_copy), "--out", str(out)],
         "eval": ["eval", f"run_dir={run_copy}", f"output_dir={out}", "suite=quick"],
     }[command]
-    err = fails(capsys, *argv)
+    err = hmx_fails(*argv)
     assert f"hmx {command}: error: {weights}: not a readable safetensors file" in err
     assert not out.exists()
 
 
-def test_merge_onto_its_own_run_is_refused(smoke_run, capsys):
+def test_merge_onto_its_own_run_is_refused(smoke_run, hmx_fails):
     before = sorted(p.relative_to(smoke_run) for p in smoke_run.rglob("*"))
     for out in (smoke_run, smoke_run / "adapter", smoke_run.parent):
-        err = fails(capsys, "merge", str(smoke_run), "--out", str(out), "--force")
+        err = hmx_fails("merge", str(smoke_run), "--out", str(out), "--force")
         assert f"hmx merge: error: --out {out}: overlaps the run being merged" in err
     assert sorted(p.relative_to(smoke_run) for p in smoke_run.rglob("*")) == before
 
 
 @pytest.mark.parametrize("command", ["chat", "merge"])
-def test_a_corrupt_run_config_fails_naming_it(run_copy, tmp_path, capsys, command):
+def test_a_corrupt_run_config_fails_naming_it(run_copy, tmp_path, hmx_fails, command):
     (run_copy / "config.yaml").write_text("model: [unclosed\n", encoding="utf-8")
     argv = ["chat", str(run_copy), "--prompt", "hi"] if command == "chat" else ["merge", str(run_copy), "--out", "x"]
-    err = fails(capsys, *argv)
+    err = hmx_fails(*argv)
     assert f"hmx {command}: error: {run_copy / 'config.yaml'}: the run's config cannot be read" in err

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,10 +124,9 @@ def test_benchmarks_equal_lm_eval_command_line(base_eval, tiny_dir, tmp_path):
         assert ours[bench] == theirs, bench  # every digit of every number, EmoBench's acc and acc_norm included
 
 
-def test_a_trained_run_is_evaluated_with_its_adapter(base_eval, make_cfg, cache_dir):
-    from hmx.train import run as train
-
-    run_dir = train(make_cfg("debug=smoke", "run_name=smoke"))
+def test_a_trained_run_is_evaluated_with_its_adapter(base_eval, smoke_run, cache_dir, tmp_path):
+    run_dir = tmp_path / "smoke"  # the session's trained run (tests/conftest.py), copied: eval writes into it
+    shutil.copytree(smoke_run, run_dir)
     path = run(eval_cfg(cache_dir, f"run_dir={run_dir}", *SMALL, "suite.benchmarks=[truthfulqa_mc2]"))
     assert path == run_dir / "eval" / "results.json"
     results = json.loads(path.read_text())
@@ -174,18 +174,12 @@ def test_rubric_extra_criteria_are_scored_and_kept_out_of_overall(cache_dir, tmp
     assert value["overall"] == pytest.approx(overall)
 
 
-def test_bad_input_fails_with_the_field_and_writes_nothing(cache_dir, tmp_path):
+def test_bad_input_fails_with_the_field_and_writes_nothing(cache_dir, tmp_path, hmx_fails):
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match="run_dir|no such run"):
         run(eval_cfg(cache_dir, f"run_dir={tmp_path / 'missing'}", f"output_dir={out}"))
-    done = subprocess.run(
-        [sys.executable, "-m", "hmx.cli", "eval", "suite.benchmarks=[truthfulqa_mc3]", f"output_dir={out}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 2
-    assert "config field 'suite.benchmarks': unknown ['truthfulqa_mc3']" in done.stderr
+    err = hmx_fails("eval", "suite.benchmarks=[truthfulqa_mc3]", f"output_dir={out}")
+    assert "hmx eval: error: config field 'suite.benchmarks': unknown ['truthfulqa_mc3']" in err
     assert not out.exists()
 
 

@@ -26,7 +26,6 @@ import httpx
 import pytest
 import torch
 
-from hmx import cli
 from hmx.config import ExternalJudgeConfig, JudgeConfig
 from hmx.judge.registry import build_judge
 from hmx.rewards.self_judge import SelfJudgeRewards
@@ -209,7 +208,7 @@ def test_a_request_the_server_refuses_is_not_retried(server, feel_rubric, tiny_t
     assert judge.last_metrics["judge/external/failed"] == 6 and judge.last_metrics["judge/external/retries"] == 0
 
 
-def test_bad_external_config_exits_2_naming_the_field(tmp_path, cache_dir, capsys, monkeypatch):
+def test_bad_external_config_exits_2_naming_the_field(tmp_path, cache_dir, hmx_fails, monkeypatch):
     monkeypatch.delenv("HMX_TEST_JUDGE_KEY", raising=False)
     runs = tmp_path / "runs"
     base = [
@@ -228,10 +227,8 @@ def test_bad_external_config_exits_2_naming_the_field(tmp_path, cache_dir, capsy
         ([url, model], "judge.external.base_url"),  # nothing answers at port 9: refused at start-up
     ]
     for overrides, field in cases:
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main([*base, *overrides])
-        err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and f"'{field}'" in err and "Traceback" not in err, err
+        err = hmx_fails(*base, *overrides)
+        assert f"'{field}'" in err, err
         assert not runs.exists() or not any(runs.iterdir())
 
 
@@ -276,15 +273,13 @@ def test_training_with_the_external_judge_and_the_panel_logs_their_metrics(serve
     assert "sk-test-not-a-secret-7c1f" not in text and "HMX_TEST_JUDGE_KEY" in text  # the name, never the key
 
 
-def test_a_panel_checks_its_probe_against_the_model_before_the_run_exists(servers, tmp_path, cache_dir, capsys):
+def test_a_panel_checks_its_probe_against_the_model_before_the_run_exists(servers, tmp_path, cache_dir, hmx_fails):
     from hmx.resources import RUBRICS_DIR
 
     runs, probe = tmp_path / "runs", RUBRICS_DIR / "probes" / "hmx_feel.smollm2-135m.safetensors"  # run's model: tiny
     overrides = [f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "debug=smoke", "logger=none"]
     overrides += ["judge=external", "judge.source=self", "judge.mode=probe", f"judge.probe={probe}", "judge.panel=true"]
     overrides += [f"judge.external.model={servers.logprobs.model}"]
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["train", *overrides, f"judge.external.base_url={servers.logprobs.url}"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "fitted on 'smollm2-135m'" in err and "Traceback" not in err, err
+    err = hmx_fails("train", *overrides, f"judge.external.base_url={servers.logprobs.url}")
+    assert "fitted on 'smollm2-135m'" in err, err
     assert not runs.exists() or not any(runs.iterdir())

@@ -26,6 +26,7 @@ class Capture(JudgeDriftMonitor):
         Capture.instances.append(self)
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_drift_is_logged_and_matches_a_fresh_scoring(make_cfg, monkeypatch):
     monkeypatch.setattr("hmx.train.JudgeDriftMonitor", Capture)
     cfg = make_cfg(

@@ -9,7 +9,6 @@ from dataclasses import replace
 import pytest
 import torch
 
-from hmx.cli import main
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.modes.contrastive import contrastive_calls
 from hmx.judge.modes.logprob import forward_calls
@@ -106,13 +105,6 @@ def test_fewshot_needs_an_example_file(feel_rubric, tiny_tokenizer):
         build_judge(feel_rubric, tiny_tokenizer, replace(MODES["fewshot"], nodes={}))
 
 
-def hmx(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
 def small_pairs(tmp_path, count: int = 12):
     rows = [json.loads(line) for line in PAIRS.read_text().splitlines() if '"test"' in line][:count]
     path = tmp_path / "pairs.jsonl"
@@ -120,23 +112,24 @@ def small_pairs(tmp_path, count: int = 12):
     return path
 
 
-def test_rubric_validate_table_json_and_bad_pairs(tmp_path, capsys, cache_dir):
+def test_rubric_validate_table_json_and_bad_pairs(tmp_path, hmx, cache_dir):
     pairs = small_pairs(tmp_path)
     common = ["rubric", "validate", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
-    code, out, _ = hmx(capsys, *common, "--pairs", str(pairs), "--mode", "contrastive", "--json")
+    code, out, _ = hmx(*common, "--pairs", str(pairs), "--mode", "contrastive", "--json")
     assert code == 0
     result = json.loads(out)
     assert result["mode"] == "contrastive" and result["overall"]["pairs"] == 12
     assert 0 <= result["overall"]["ci_low"] <= result["overall"]["accuracy"] <= result["overall"]["ci_high"] <= 1
     assert {row["criterion"] for row in result["criteria"]} == {"feelings", "intentions", "self_awareness"}
-    code, out, _ = hmx(capsys, *common, "--pairs", str(pairs), "--mode", "binary", "--min-accuracy", "1.0")
+    code, out, _ = hmx(*common, "--pairs", str(pairs), "--mode", "binary", "--min-accuracy", "1.0")
     assert code == 1 and "accuracy" in out and "1st-pers" in out and "shorter" in out
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "Hi", "criterion": "humour", "chosen": "a", "rejected": "b"}) + "\n")
-    code, out, err = hmx(capsys, *common, "--pairs", str(bad))
+    code, out, err = hmx(*common, "--pairs", str(bad))
     assert code == 2 and f"{bad}:1: criterion: 'humour'" in err and "Traceback" not in err and out == ""
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_train_validates_the_judge_logs_it_and_refuses_below_min_accuracy(make_cfg, tmp_path):
     pairs = small_pairs(tmp_path)
     with pytest.raises(ConfigError, match="judge.min_accuracy.*not training"):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,16 +25,9 @@ CONVERSATIONS = [
 
 @pytest.fixture(scope="module")
 def merged(smoke_run: Path, tmp_path_factory) -> Path:
+    """``hmx merge`` of the session's trained run, in this process (its report: test_refuses_a_non_empty_out...)."""
     out = tmp_path_factory.mktemp("merged") / "smoke-merged"
-    result = subprocess.run(
-        [sys.executable, "-m", "hmx.cli", "merge", str(smoke_run), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert str(out) in result.stdout
+    main([str(smoke_run), "--out", str(out)])
     return out
 
 
@@ -87,6 +78,7 @@ def test_refuses_a_non_empty_out_unless_forced(smoke_run, tmp_path, capsys):
     assert (out / "keep.txt").read_text() == "mine"
 
     main([str(smoke_run), "--out", str(out), "--force"])
+    assert str(out) in capsys.readouterr().out  # the report names where the merged model is
     assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 

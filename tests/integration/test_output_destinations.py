@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from hmx import cli
 from hmx.resources import RUBRICS_DIR
 
 PAIRS = RUBRICS_DIR / "hmx_feel.pairs.jsonl"
@@ -30,15 +29,6 @@ def unwritable_folder(tmp_path: Path) -> Path:
             pytest.skip("/sys is writable here: no unwritable folder for root")
     except OSError:
         return Path("/sys")
-
-
-def fails(capsys, *argv: str) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(list(argv))
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    assert "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture
@@ -66,10 +56,10 @@ def destinations(tmp_path: Path, name: str) -> dict[str, tuple[Path, str]]:
 
 
 @pytest.mark.parametrize("case", ["under_a_file", "unwritable", "folder_or_file"])
-def test_fit_probe_checks_out_before_the_fit(tmp_path, capsys, cache_dir, no_model, case):
+def test_fit_probe_checks_out_before_the_fit(tmp_path, hmx_fails, cache_dir, no_model, case):
     out, words = destinations(tmp_path, "p.safetensors")[case]
     fit = ["rubric", "fit-probe", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
-    err = fails(capsys, *fit, "--pairs", str(PAIRS), "--split", "dev", "--out", str(out), "--force")
+    err = hmx_fails(*fit, "--pairs", str(PAIRS), "--split", "dev", "--out", str(out), "--force")
     assert f"hmx rubric fit-probe: error: --out {out}: " in err and words in err
     if case == "folder_or_file":
         assert "is a directory" in err and (out / "inside").is_dir()
@@ -77,18 +67,20 @@ def test_fit_probe_checks_out_before_the_fit(tmp_path, capsys, cache_dir, no_mod
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-1"])
-def test_fit_probe_refuses_a_c_that_is_not_a_positive_number(tmp_path, capsys, cache_dir, no_model, bad):
+def test_fit_probe_refuses_a_c_that_is_not_a_positive_number(tmp_path, hmx_fails, cache_dir, no_model, bad):
     fit = ["rubric", "fit-probe", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
     out = tmp_path / "p.safetensors"
-    err = fails(capsys, *fit, "--pairs", str(PAIRS), "--split", "dev", "--out", str(out), f"--c={bad}")
+    err = hmx_fails(*fit, "--pairs", str(PAIRS), "--split", "dev", "--out", str(out), f"--c={bad}")
     assert f"--c {float(bad)}: must be a positive number" in err and not out.exists()
 
 
 @pytest.mark.parametrize("case", ["under_a_file", "unwritable", "folder_or_file"])
-def test_merge_checks_out_before_the_merge_and_force_never_replaces_a_file(smoke_run, tmp_path, capsys, no_model, case):
+def test_merge_checks_out_before_the_merge_and_force_never_replaces_a_file(
+    smoke_run, tmp_path, hmx_fails, no_model, case
+):
     out, words = destinations(tmp_path, "merged")[case]
     before = out.read_bytes() if out.is_file() else None
-    err = fails(capsys, "merge", str(smoke_run), "--out", str(out), "--force")
+    err = hmx_fails("merge", str(smoke_run), "--out", str(out), "--force")
     assert "hmx merge: error: --out " in err and words in err
     if case == "folder_or_file":  # --force on a regular file: refused, the file kept
         assert "exists and is not a directory" in err and out.read_bytes() == before
@@ -96,29 +88,28 @@ def test_merge_checks_out_before_the_merge_and_force_never_replaces_a_file(smoke
 
 
 @pytest.mark.parametrize("case", ["under_a_file", "unwritable"])
-def test_init_checks_its_folder_before_writing(tmp_path, capsys, case):
+def test_init_checks_its_folder_before_writing(tmp_path, hmx_fails, case):
     project, words = destinations(tmp_path, "project")[case]
-    err = fails(capsys, "init", str(project))
+    err = hmx_fails("init", str(project))
     assert f"hmx init: error: {project}: " in err and words in err
     assert not (tmp_path / "a_file" / "sub").exists()
 
 
-def test_init_quotes_a_folder_with_spaces_in_its_hint(tmp_path, capsys):
+def test_init_quotes_a_folder_with_spaces_in_its_hint(tmp_path, hmx):
     project = tmp_path / "my project"
-    cli.main(["init", str(project)])
-    out = capsys.readouterr().out
+    code, out, _ = hmx("init", project)
+    assert code == 0
     assert (project / "conf" / "experiment" / "mine.yaml").is_file()
     assert f"cd '{project}' && hmx train --config-dir conf experiment=mine" in out
 
 
-def test_a_project_config_named_like_one_of_hmx_s_is_reported_as_never_read(tmp_path, capsys, monkeypatch):
+def test_a_project_config_named_like_one_of_hmx_s_is_reported_as_never_read(tmp_path, hmx, hmx_fails, monkeypatch):
     project = tmp_path / "project"
-    cli.main(["init", str(project)])
+    assert hmx("init", project).code == 0
     mine = project / "conf" / "model" / "tiny.yaml"  # hmx has conf/model/tiny.yaml: Hydra reads that one
     mine.parent.mkdir(parents=True, exist_ok=True)
     mine.write_text("name_or_path: tiny\n", encoding="utf-8")
-    capsys.readouterr()
     monkeypatch.chdir(tmp_path)
-    err = fails(capsys, "train", "--config-dir", str(project / "conf"), "rubric.path=/nonexistent/r.yaml")
+    err = hmx_fails("train", "--config-dir", str(project / "conf"), "rubric.path=/nonexistent/r.yaml")
     assert f"hmx: warning: {mine} is never read: hmx's own conf/model/tiny.yaml has the same group and name" in err
     assert "experiment" not in err.split("hmx train: error:")[0]  # the project's own names are not reported

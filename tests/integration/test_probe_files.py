@@ -14,7 +14,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from hmx import cli
 from hmx.resources import RUBRICS_DIR
 
 PAIRS = RUBRICS_DIR / "hmx_feel.pairs.jsonl"
@@ -32,15 +31,6 @@ def edited_probe(source: Path, target: Path, bias=None, weight=None, **info) -> 
     return target
 
 
-def hmx_fails(capsys, *argv: str) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(list(argv))
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    assert "Traceback" not in err, err
-    return err
-
-
 BAD_PROBES = {
     "bias_5": ({"bias": torch.zeros(5)}, "bias: must be one float per criterion, shape [3], got torch.float32 [5]"),
     "bias_3x2": ({"bias": torch.zeros(3, 2)}, "bias: must be one float per criterion, shape [3]"),
@@ -55,22 +45,20 @@ BAD_PROBES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_PROBES))
-def test_a_bad_probe_file_fails_before_the_run_directory_exists(tiny_probe, tmp_path, cache_dir, capsys, case):
+def test_a_bad_probe_file_fails_before_the_run_directory_exists(tiny_probe, tmp_path, cache_dir, hmx_fails, case):
     edits, message = BAD_PROBES[case]
     probe = edited_probe(tiny_probe, tmp_path / f"{case}.safetensors", **edits)
     runs = tmp_path / "runs"
     overrides = [f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "debug=smoke", "logger=none"]
-    err = hmx_fails(capsys, "train", *overrides, "judge=probe", f"judge.probe={probe}", "trainer.max_steps=1")
+    err = hmx_fails("train", *overrides, "judge=probe", f"judge.probe={probe}", "trainer.max_steps=1")
     assert f"hmx train: error: config field 'judge.probe.head': {probe}: {message}" in err
     assert not runs.exists() or not any(runs.iterdir())
 
 
-def test_validate_names_a_probe_whose_metadata_is_not_an_object(tiny_probe, tmp_path, cache_dir, capsys):
+def test_validate_names_a_probe_whose_metadata_is_not_an_object(tiny_probe, tmp_path, cache_dir, hmx_fails):
     probe = edited_probe(tiny_probe, tmp_path / "list.safetensors", metadata=[1, 2])
     common = ["--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir), "--split", "dev"]
-    err = hmx_fails(
-        capsys, "rubric", "validate", *common, "--pairs", str(PAIRS), "--mode", "probe", "--probe", str(probe)
-    )
+    err = hmx_fails("rubric", "validate", *common, "--pairs", str(PAIRS), "--mode", "probe", "--probe", str(probe))
     assert f"{probe}: metadata 'hmx': must be a JSON object, got list" in err
 
 
@@ -82,27 +70,27 @@ def latin1_copy(source: Path, target: Path) -> Path:
     return target
 
 
-def test_a_pairs_file_that_is_not_utf8_is_named_in_validate_and_train(tmp_path, cache_dir, capsys):
+def test_a_pairs_file_that_is_not_utf8_is_named_in_validate_and_train(tmp_path, cache_dir, hmx_fails):
     pairs = latin1_copy(PAIRS, tmp_path / "latin1.jsonl")
     common = ["--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
-    err = hmx_fails(capsys, "rubric", "validate", *common, "--pairs", str(pairs))
+    err = hmx_fails("rubric", "validate", *common, "--pairs", str(pairs))
     assert f"hmx rubric validate: error: {pairs}:2: not UTF-8 text (byte b'\\xe9' at column" in err
     runs = tmp_path / "runs"
     overrides = [f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "debug=smoke", "logger=none"]
-    err = hmx_fails(capsys, "train", *overrides, f"judge.validate={pairs}")
+    err = hmx_fails("train", *overrides, f"judge.validate={pairs}")
     assert f"hmx train: error: {pairs}:2: not UTF-8 text" in err and not runs.exists()
 
 
-def test_a_rubric_that_is_not_utf8_is_named(tmp_path, capsys):
+def test_a_rubric_that_is_not_utf8_is_named(tmp_path, hmx_fails):
     rubric = tmp_path / "latin1.yaml"
     rubric.write_bytes((RUBRICS_DIR / "hmx_feel.yaml").read_bytes().replace(b"\n", b"\n# caf\xe9\n", 1))
-    err = hmx_fails(capsys, "rubric", "show", str(rubric))
+    err = hmx_fails("rubric", "show", str(rubric))
     assert f"hmx rubric show: error: {rubric}:2: not UTF-8 text (byte b'\\xe9' at column 6)" in err
 
 
 @pytest.mark.parametrize("bad", ["1.5", "-0.1", "nan"])
-def test_validate_refuses_a_min_accuracy_outside_0_1_before_loading(tmp_path, cache_dir, capsys, monkeypatch, bad):
+def test_validate_refuses_a_min_accuracy_outside_0_1_before_loading(tmp_path, cache_dir, hmx_fails, monkeypatch, bad):
     monkeypatch.setattr("hmx.commands.rubric.load_judge_model", lambda *a, **k: pytest.fail("the model was loaded"))
     common = ["--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir), "--pairs", str(PAIRS)]
-    err = hmx_fails(capsys, "rubric", "validate", *common, f"--min-accuracy={bad}")
+    err = hmx_fails("rubric", "validate", *common, f"--min-accuracy={bad}")
     assert f"hmx rubric validate: error: --min-accuracy {float(bad)}: must be within [0, 1]" in err

@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 
-from hmx.cli import main
 from hmx.config import ConfigError, JudgeConfig
 from hmx.judge.modes.logprob import LogprobJudge, forward_calls
 from hmx.judge.modes.probe import load_probe
@@ -21,13 +20,6 @@ from hmx.train import run
 PAIRS = RUBRICS_DIR / "hmx_feel.pairs.jsonl"
 PROMPTS = ["How are you?", "Tell me about your day.", "Hi"]
 REPLIES = ["I feel calm today.", "Water boils at 100 C at sea level, and that is all there is to it here.", "ok"]
-
-
-def hmx(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 def calls_of(model, judge, prompts, completions):
@@ -99,38 +91,38 @@ def test_probe_faults_become_nan_and_the_drift_monitor_runs(tiny_probe, feel_rub
     assert metrics["judge/drift/gap"] == pytest.approx(0.0, abs=1e-6)
 
 
-def test_fit_probe_validate_and_bad_input(tiny_probe, tmp_path, capsys, cache_dir):
+def test_fit_probe_validate_and_bad_input(tiny_probe, tmp_path, hmx, cache_dir):
     info = load_probe(tiny_probe).info
     assert info["rubric"] == "hmx_feel" and info["criteria"] == ["feelings", "intentions", "self_awareness"]
     assert info["fit_pairs"] == 9 and info["cross_pairs"] == 18 and info["layer"] in (1, 2)
     common = ["--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
     test_pairs = tmp_path / "test.jsonl"
     test_pairs.write_text("".join(line + "\n" for line in PAIRS.read_text().splitlines() if '"test"' in line))
-    code, out, err = hmx(capsys, "rubric", "validate", *common, "--pairs", str(test_pairs), "--mode", "probe",
+    code, out, err = hmx("rubric", "validate", *common, "--pairs", str(test_pairs), "--mode", "probe",
                          "--probe", str(tiny_probe), "--json")  # fmt: skip
     result = json.loads(out)
     assert code == 0 and result["mode"] == "probe" and result["overall"]["pairs"] == 75
     assert 0 <= result["overall"]["words"] <= 1  # the bag-of-words baseline, fitted on the probe's own pairs
     assert all(row["words"] is not None for row in result["criteria"])
     fitted = tiny_probe.parent / "dev.jsonl"  # validating on the fit pairs is flagged
-    code, out, err = hmx(capsys, "rubric", "validate", *common, "--pairs", str(fitted), "--mode", "probe",
+    code, out, err = hmx("rubric", "validate", *common, "--pairs", str(fitted), "--mode", "probe",
                          "--probe", str(tiny_probe))  # fmt: skip
     assert code == 0 and "9 of these 9 pairs are ones the probe was fitted on" in err and "words" in out
     fit = ["rubric", "fit-probe", *common, "--pairs", str(fitted)]
     before = tiny_probe.read_bytes()
-    code, out, err = hmx(capsys, *fit, "--out", str(tiny_probe))
+    code, out, err = hmx(*fit, "--out", str(tiny_probe))
     assert code == 2 and "exists; pass --force" in err and tiny_probe.read_bytes() == before
-    code, _, err = hmx(capsys, *fit, "--out", str(tmp_path / "probe.pt"))
+    code, _, err = hmx(*fit, "--out", str(tmp_path / "probe.pt"))
     assert code == 2 and "*.safetensors" in err and not (tmp_path / "probe.pt").exists()
     one = tmp_path / "one.jsonl"
     one.write_text(fitted.read_text().splitlines()[0] + "\n")
-    code, _, err = hmx(capsys, *fit.copy()[:-1], str(one), "--out", str(tmp_path / "p.safetensors"))
+    code, _, err = hmx(*fit.copy()[:-1], str(one), "--out", str(tmp_path / "p.safetensors"))
     assert code == 2 and "no pairs for ['intentions', 'self_awareness']" in err
     assert not (tmp_path / "p.safetensors").exists() and "Traceback" not in err
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not a probe")
     for probe, message in ((garbage, "not a safetensors probe file"), (tmp_path / "gone.safetensors", "not found")):
-        code, _, err = hmx(capsys, "rubric", "validate", *common, "--pairs", str(test_pairs), "--mode", "probe",
+        code, _, err = hmx("rubric", "validate", *common, "--pairs", str(test_pairs), "--mode", "probe",
                            "--probe", str(probe))  # fmt: skip
         assert code == 2 and "judge.probe" in err and message in err and "Traceback" not in err
 
@@ -145,6 +137,7 @@ def test_probe_for_another_rubric_or_none_is_refused(tiny_probe, tiny_tokenizer)
         build_judge(honesty, tiny_tokenizer, JudgeConfig(mode="probe"))
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_train_with_the_probe_judge(make_cfg, tiny_probe):
     run_dir = run(make_cfg("debug=smoke", "judge=probe", f"judge.probe={tiny_probe}", "trainer.max_steps=1"))
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

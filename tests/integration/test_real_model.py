@@ -4,7 +4,10 @@ template), from the packaged GGUF converted once (``model=smollm2-135m``; no hub
 Short runs, so that the whole module stays within a few minutes on 2 cores: a forward run that is also
 the uninterrupted twin of a SIGKILLed-and-resumed run, a reverse run under a system prompt, the judge's
 packed path against its row path, ``hmx rubric show/score``, ``hmx eval`` against lm-eval's command line,
-``hmx compare``, ``hmx chat --prompt``, ``hmx merge`` and a 2-rank ZeRO-3 run.
+``hmx compare``, ``hmx chat --prompt``, ``hmx merge`` and a 2-rank ZeRO-3 run. The commands run in this
+process (the ``hmx`` fixture of tests/conftest.py: the console script's entry, without a second start-up of
+torch and transformers); processes where the process is the point: the SIGKILLed run and its resume,
+lm-eval's own command line, and the 2 ranks.
 """
 
 from __future__ import annotations
@@ -61,11 +64,12 @@ SMALL_RUN = [  # 2 prompts x 2 completions of up to 12 tokens per step
     "trainer.logging_steps=1",
     "trainer.save_steps=1",
     "trainer.log_completions=true",
+    "before_after=0",  # every run's before/after answers and reward-hacking audit: tested on the tiny model
+    "audit.steps=0",  # (test_before_after.py, test_audit_in_training.py); here they would be most of a step
+    "audit.minimal_steps=0",
 ]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # runs side by side
-# a command the test waits on alone gets two threads (same results as one here, measured: eval 59 s -> 38 s); the
-# forward twins run side by side and the resume must repeat their arithmetic, so training keeps one thread
-SOLO = {**ENV, "OMP_NUM_THREADS": str(min(2, os.cpu_count() or 1))}
+# the forward twins run side by side on one thread each, and the resume must repeat their arithmetic: one thread too
 EVAL = [  # hmx eval's small suite on the real model; the benchmarks lm_eval's command line runs below, and only
     # those: lm-eval batches the requests of all tasks together, and other batches change the last digits
     "model=smollm2-135m",
@@ -80,12 +84,11 @@ BENCHMARKS = {"truthfulqa_mc1": "hmx_truthfulqa_mc1", "truthfulqa_mc2": "hmx_tru
 BENCHMARKS["eq_bench"] = "hmx_eq_bench"
 
 
-def hmx(*args: str, env: dict[str, str] = SOLO, timeout: int = 600) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "-m", "hmx.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return done
+def hmx_ok(hmx, *args: str) -> str:
+    """``hmx ARGS`` in this process (tests/conftest.py); it must succeed; returns its stdout."""
+    code, out, err = hmx(*args)
+    assert code == 0, out[-2000:] + err[-4000:]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +118,8 @@ def forward_runs(tmp_path_factory, cache_dir: Path, smol_dir: Path) -> Path:
             killed.kill()
         assert killed.wait() == -signal.SIGKILL and not (runs / "killed" / "adapter").exists()
         assert straight.wait(timeout=600) == 0, (runs.parent / "straight.log").read_text()[-3000:]
-    hmx(*common, "run_name=killed", "resume=true", env=ENV)
+    resumed = subprocess.run([*command, "run_name=killed", "resume=true"], capture_output=True, text=True, env=ENV)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-4000:]
     return runs
 
 
@@ -187,12 +191,12 @@ def test_packed_judge_equals_one_row_per_criterion_on_llama(smol_dir, feel_rubri
     assert ((verdicts.scores >= 1) & (verdicts.scores <= 5)).all() and (verdicts.label_mass > 0.3).all()
 
 
-def test_rubric_show_and_score_on_the_real_model(cache_dir, smol_dir):
-    shown = hmx("rubric", "show", "hmx_feel", "--criterion", "feelings").stdout
+def test_rubric_show_and_score_on_the_real_model(cache_dir, smol_dir, hmx):
+    shown = hmx_ok(hmx, "rubric", "show", "hmx_feel", "--criterion", "feelings")
     assert "feelings" in shown and "<completion>" in shown
     args = ["rubric", "score", "--rubric", "hmx_feel", "--model", "smollm2-135m", "--cache-dir", str(cache_dir)]
     scored = json.loads(
-        hmx(*args, "--prompt", "I got the job!", "--completion", "I'm thrilled for you!", "--json").stdout
+        hmx_ok(hmx, *args, "--prompt", "I got the job!", "--completion", "I'm thrilled for you!", "--json")
     )
     assert [row["criterion"] for row in scored] == ["feelings", "intentions", "self_awareness"]
     for row in scored:
@@ -201,7 +205,7 @@ def test_rubric_show_and_score_on_the_real_model(cache_dir, smol_dir):
         )
 
 
-def test_shipped_probe_judges_the_criterion_asked_on_the_real_model(cache_dir, smol_dir):
+def test_shipped_probe_judges_the_criterion_asked_on_the_real_model(cache_dir, smol_dir, hmx):
     """The shipped SmolLM2 head on the criterion-swapped pairs (never fitted on): both replies are top replies,
     for different criteria; first-person and length heuristics are at or below chance there."""
     from hmx.resources import RUBRICS_DIR
@@ -209,7 +213,7 @@ def test_shipped_probe_judges_the_criterion_asked_on_the_real_model(cache_dir, s
     args = ["rubric", "validate", "--rubric", "hmx_feel", "--model", "smollm2-135m", "--cache-dir", str(cache_dir)]
     pairs = ["--pairs", str(RUBRICS_DIR / "hmx_feel.shift.pairs.jsonl"), "--split", "swap"]
     probe = ["--mode", "probe", "--probe", str(RUBRICS_DIR / "probes" / "hmx_feel.smollm2-135m.safetensors")]
-    result = json.loads(hmx(*args, *pairs, *probe, "--json").stdout)
+    result = json.loads(hmx_ok(hmx, *args, *pairs, *probe, "--json"))
     overall = result["overall"]
     assert overall["pairs"] == 33 and overall["accuracy"] >= 0.8  # measured 0.909 (docs/rubrics.md)
     assert overall["accuracy"] > max(overall["first_person"], overall["length"]) + 0.3
@@ -217,10 +221,12 @@ def test_shipped_probe_judges_the_criterion_asked_on_the_real_model(cache_dir, s
 
 
 @pytest.mark.skipif(data_root(None) is None, reason="../shared/data is not next to this checkout")
-def test_eval_equals_lm_eval_then_compare_and_chat(forward_runs, cache_dir, smol_dir, tmp_path):
+def test_eval_equals_lm_eval_then_compare_and_chat(forward_runs, cache_dir, smol_dir, tmp_path, hmx):
     base_out, run_dir = tmp_path / "base", forward_runs / "straight"
-    hmx("eval", *EVAL, f"paths.cache_dir={cache_dir}", f"output_dir={base_out}")
-    hmx("eval", *EVAL, f"paths.cache_dir={cache_dir}", f"run_dir={run_dir}", "suite.benchmarks=[truthfulqa_mc1]")
+    hmx_ok(hmx, "eval", *EVAL, f"paths.cache_dir={cache_dir}", f"output_dir={base_out}")
+    hmx_ok(
+        hmx, "eval", *EVAL, f"paths.cache_dir={cache_dir}", f"run_dir={run_dir}", "suite.benchmarks=[truthfulqa_mc1]"
+    )
     base = json.loads((base_out / "results.json").read_text())
     assert base["samples"]["truthfulqa_mc1"] == 3 and base["metrics"]["expression/self/overall"]["value"] >= 1.0
 
@@ -230,7 +236,8 @@ def test_eval_equals_lm_eval_then_compare_and_chat(forward_runs, cache_dir, smol
         "--tasks", ",".join(BENCHMARKS.values()), "--include_path", str(TASKS_DIR),
         "--limit", "3", "--batch_size", "4", "--output_path", str(tmp_path / "lm_eval"),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, env=SOLO, timeout=600)
+    threads = {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the arithmetic of hmx eval, in this process
+    done = subprocess.run(command, capture_output=True, text=True, env=threads, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     (results_file,) = (tmp_path / "lm_eval").glob("**/results_*.json")
     cli = json.loads(results_file.read_text())["results"]
@@ -242,21 +249,21 @@ def test_eval_equals_lm_eval_then_compare_and_chat(forward_runs, cache_dir, smol
         }
         assert base["details"]["lm_eval"][bench] == theirs, bench
 
-    hmx("compare", str(base_out), str(run_dir), "--out", str(tmp_path / "cmp"), "--wandb", "off")
+    hmx_ok(hmx, "compare", str(base_out), str(run_dir), "--out", str(tmp_path / "cmp"), "--wandb", "off")
     report = (tmp_path / "cmp" / "comparison.md").read_text()
     assert "truthfulqa_mc1/acc" in report and "expression/self/overall" in report
 
-    chat = hmx("chat", str(run_dir), "--prompt", "What is the capital of France?", "--max-new-tokens", "16").stdout
+    chat = hmx_ok(hmx, "chat", str(run_dir), "--prompt", "What is the capital of France?", "--max-new-tokens", "16")
     assert re.search(r"[A-Za-z]{3,}", chat), chat
 
 
-def test_merged_weights_give_the_adapter_models_logits(forward_runs, tmp_path):
+def test_merged_weights_give_the_adapter_models_logits(forward_runs, tmp_path, hmx):
     from transformers import AutoModelForCausalLM
 
     from hmx.runs import load_adapter_model, locate_run
 
     run_dir, out = forward_runs / "straight", tmp_path / "merged"
-    hmx("merge", str(run_dir), "--out", str(out))
+    hmx_ok(hmx, "merge", str(run_dir), "--out", str(out))
     merged = AutoModelForCausalLM.from_pretrained(out).eval()
     adapted = load_adapter_model(locate_run(run_dir))
     ids = torch.tensor([[1, 9690, 198, 19556, 1848, 314, 346, 30, 2]])

@@ -69,6 +69,7 @@ def faulty_run(make_cfg, poison) -> tuple[Path, JudgeFault, list[dict], pd.DataF
     return run_dir, fault, [r for r in rows if "reward" in r], table
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_nan_and_infinite_judge_scores_are_counted_neutral_and_training_goes_on(make_cfg):
     _, fault, steps, table = faulty_run(make_cfg, nan_and_inf)
     calls_per_step = forward_calls(COMPLETIONS, CRITERIA, JUDGE_BATCH) - 1  # scoring calls: less the prefix's
@@ -87,6 +88,7 @@ def test_nan_and_infinite_judge_scores_are_counted_neutral_and_training_goes_on(
     assert table[table["judge_invalid"] == 0]["advantage"].abs().max() > 0.1
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_groups_with_equal_rewards_get_no_advantage_and_are_counted(make_cfg):
     _, fault, steps, table = faulty_run(make_cfg, all_equal)
     assert fault.calls > 0 and len(steps) == 3

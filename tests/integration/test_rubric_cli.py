@@ -8,27 +8,17 @@ import sys
 
 import pytest
 
-from hmx.cli import main
 from hmx.resources import RUBRICS_DIR
 
 SHIPPED = sorted(str(p) for p in RUBRICS_DIR.glob("*.yaml"))
 
 
-def hmx(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
-def test_lint_exit_codes_as_a_subprocess(tmp_path):
+def test_lint_exit_codes_as_a_subprocess(tmp_path, hmx):
     bad = tmp_path / "bad.yaml"
     bad.write_text((RUBRICS_DIR / "hmx_feel.yaml").read_text().replace("weight: 1.0", "weight: lots", 1))
-    clean = subprocess.run(
-        [sys.executable, "-m", "hmx.cli", "rubric", "lint", *SHIPPED], capture_output=True, text=True
-    )
-    assert clean.returncode == 0, clean.stderr
-    assert clean.stdout.count("ok: ") == len(SHIPPED) >= 3
+    code, out, err = hmx("rubric", "lint", *SHIPPED)  # in this process; the failing lint below as a real one
+    assert code == 0, err
+    assert out.count("ok: ") == len(SHIPPED) >= 3
     dirty = subprocess.run(
         [sys.executable, "-m", "hmx.cli", "rubric", "lint", SHIPPED[0], str(bad)], capture_output=True, text=True
     )
@@ -36,9 +26,8 @@ def test_lint_exit_codes_as_a_subprocess(tmp_path):
     assert f"error: {bad}:10: criteria[0].weight: must be a finite number, got 'lots'" in dirty.stderr
 
 
-def test_show_renders_every_criterion_with_the_sample(capsys, cache_dir):
+def test_show_renders_every_criterion_with_the_sample(hmx, cache_dir):
     code, out, _ = hmx(
-        capsys,
         "rubric",
         "show",
         "hmx_feel",
@@ -54,16 +43,16 @@ def test_show_renders_every_criterion_with_the_sample(capsys, cache_dir):
     assert out.rstrip().endswith('last line of the form "Score: <label>".')
 
 
-def test_show_unknown_criterion_and_missing_rubric_fail_cleanly(capsys):
-    assert hmx(capsys, "rubric", "show", "hmx_feel", "--criterion", "joy")[0] == 2
-    code, _, err = hmx(capsys, "rubric", "show", "no_such_rubric")
+def test_show_unknown_criterion_and_missing_rubric_fail_cleanly(hmx):
+    assert hmx("rubric", "show", "hmx_feel", "--criterion", "joy")[0] == 2
+    code, _, err = hmx("rubric", "show", "no_such_rubric")
     assert code == 2 and "no_such_rubric.yaml: rubric file not found" in err
 
 
-def test_score_logprob_gives_expected_scores_and_label_probabilities(capsys, cache_dir):
+def test_score_logprob_gives_expected_scores_and_label_probabilities(hmx, cache_dir):
     args = ["rubric", "score", "--rubric", "hmx_feel", "--extra", "honesty_guard", "--model", "tiny"]
     code, out, err = hmx(
-        capsys, *args, "--cache-dir", str(cache_dir), "--prompt", "hi", "--completion", "I feel happy", "--json"
+        *args, "--cache-dir", str(cache_dir), "--prompt", "hi", "--completion", "I feel happy", "--json"
     )
     assert code == 0, err
     rows = json.loads(out)
@@ -76,9 +65,9 @@ def test_score_logprob_gives_expected_scores_and_label_probabilities(capsys, cac
     assert "score " in err and "mode logprob" in err
 
 
-def test_score_generate_reports_the_verdict_or_unparseable(capsys, cache_dir):
+def test_score_generate_reports_the_verdict_or_unparseable(hmx, cache_dir):
     args = ["rubric", "score", "--rubric", "hmx_feel", "--mode", "generate", "--max-rationale-tokens", "4"]
-    code, out, err = hmx(capsys, *args, "--cache-dir", str(cache_dir), "--completion", "Score: 5")
+    code, out, err = hmx(*args, "--cache-dir", str(cache_dir), "--completion", "Score: 5")
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 6  # a score line and a rationale / judge-wrote line per criterion
@@ -86,17 +75,17 @@ def test_score_generate_reports_the_verdict_or_unparseable(capsys, cache_dir):
         assert ("unparseable" in score_line) == ("judge wrote:" in detail)
 
 
-def test_score_fewshot_takes_its_examples(capsys, cache_dir):
+def test_score_fewshot_takes_its_examples(hmx, cache_dir):
     pairs = str(RUBRICS_DIR / "hmx_feel.pairs.jsonl")
     args = ["rubric", "score", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir), "--json"]
-    code, out, err = hmx(capsys, *args, "--mode", "fewshot", "--examples", pairs, "--examples-per-criterion", "1")
+    code, out, err = hmx(*args, "--mode", "fewshot", "--examples", pairs, "--examples-per-criterion", "1")
     assert code == 0, err
     assert [r["criterion"] for r in json.loads(out)] == ["feelings", "intentions", "self_awareness"]
     assert all(1.0 <= r["score"] <= 5.0 for r in json.loads(out)) and "mode fewshot" in err
 
 
-def test_rubric_help_lists_every_sub_command(capsys):
-    code, out, _ = hmx(capsys, "rubric", "--help")
+def test_rubric_help_lists_every_sub_command(hmx):
+    code, out, _ = hmx("rubric", "--help")
     opening = out[: out.index("usage: hmx rubric")]  # hmx's one-line help and what it reads and writes
     names = out[out.index("{", len(opening)) + 1 : out.index("}", len(opening))].split(",")  # argparse's choices
     assert code == 0 and len(names) >= 5

@@ -16,7 +16,6 @@ from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from hmx import cli
 from hmx.config import ConfigError, ModelConfig, typed_node
 from hmx.models import load_model, load_tokenizer
 from hmx.resources import CONF_DIR, RUBRICS_DIR
@@ -26,7 +25,7 @@ RUBRIC = (RUBRICS_DIR / "hmx_feel.yaml").read_text(encoding="utf-8")
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
 
-def train_fails(tmp_path: Path, cache_dir: Path, capsys, *overrides: str) -> str:
+def train_fails(tmp_path: Path, cache_dir: Path, hmx_fails, *overrides: str) -> str:
     runs = tmp_path / "runs"
     argv = [
         "train",
@@ -36,10 +35,8 @@ def train_fails(tmp_path: Path, cache_dir: Path, capsys, *overrides: str) -> str
         "logger=none",
         "run_name=bad",
     ]
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([*argv, *overrides])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "hmx train: error: " in err and "Traceback" not in err, err
+    err = hmx_fails(*argv, *overrides)
+    assert "hmx train: error: " in err, err
     assert not (runs / "bad").exists()
     return err
 
@@ -80,31 +77,31 @@ def test_custom_code_in_a_model_directory_never_runs_by_default(tmp_path, tiny_d
     assert marker.exists()
 
 
-def test_python_yaml_tags_fail_cleanly_and_run_nothing(tmp_path, cache_dir, capsys):
+def test_python_yaml_tags_fail_cleanly_and_run_nothing(tmp_path, cache_dir, hmx_fails):
     marker = tmp_path / "EXECUTED"
     rubric = tmp_path / "tagged.yaml"
     rubric.write_text(RUBRIC.replace("name: hmx_feel", f'name: !!python/object/apply:os.system ["touch {marker}"]'))
     assert "!!python" in rubric.read_text()
-    err = train_fails(tmp_path, cache_dir, capsys, f"rubric.path={rubric}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"rubric.path={rubric}")
     assert str(rubric) in err and "not valid YAML" in err
     assert not marker.exists()
 
 
-def test_template_reaching_for_python_internals_fails_cleanly(tmp_path, cache_dir, capsys):
+def test_template_reaching_for_python_internals_fails_cleanly(tmp_path, cache_dir, hmx_fails):
     rubric = tmp_path / "internals.yaml"
     template = "<completion>{{ completion }}</completion> {{ ''.__class__.__mro__[1].__subclasses__() }}"
     rubric.write_text(RUBRIC + f"judge_template: {template!r}\n")
-    err = train_fails(tmp_path, cache_dir, capsys, f"rubric.path={rubric}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"rubric.path={rubric}")
     assert str(rubric) in err and "judge_template" in err and "unsafe" in err
 
 
-def test_pickled_model_weights_are_refused(tmp_path, cache_dir, tiny_dir, capsys):
+def test_pickled_model_weights_are_refused(tmp_path, cache_dir, tiny_dir, hmx_fails):
     model_dir = tmp_path / "pickled"
     shutil.copytree(tiny_dir, model_dir)
     weights = model_dir / "model.safetensors"
     torch.save(load_file(weights), model_dir / "pytorch_model.bin")
     weights.unlink()
-    err = train_fails(tmp_path, cache_dir, capsys, f"model.name_or_path={model_dir}", "debug=smoke")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"model.name_or_path={model_dir}", "debug=smoke")
     assert "model.name_or_path" in err and str(model_dir) in err
 
 

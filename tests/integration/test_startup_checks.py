@@ -18,15 +18,12 @@ from hmx.tracking import configure_wandb
 RUBRIC = (RUBRICS_DIR / "hmx_feel.yaml").read_text(encoding="utf-8")
 
 
-def train_fails(tmp_path: Path, cache_dir: Path, capsys, *overrides: str) -> str:
+def train_fails(tmp_path: Path, cache_dir: Path, hmx_fails, *overrides: str) -> str:
     """`hmx train` in-process: exit 2, `hmx train: error:`, no traceback, no run directory; returns stderr."""
     runs = tmp_path / "runs"
     argv = ["train", f"paths.runs_dir={runs}", f"paths.cache_dir={cache_dir}", "logger=none", "debug=smoke"]
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([*argv, *overrides])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    assert "hmx train: error: " in err and "Traceback" not in err, err
+    err = hmx_fails(*argv, *overrides)
+    assert "hmx train: error: " in err, err
     assert not runs.exists() or not any(runs.iterdir()), list(runs.iterdir())
     return err
 
@@ -44,22 +41,22 @@ def prompts_file(tmp_path: Path, *prompts: str) -> Path:
 
 
 @pytest.mark.parametrize("weight", ["1.0e+39", "1.0e+30"], ids=["float32_overflow", "weighted_score_overflow"])
-def test_a_weight_beyond_float32_rewards_is_refused(tmp_path, cache_dir, capsys, weight):
+def test_a_weight_beyond_float32_rewards_is_refused(tmp_path, cache_dir, hmx_fails, weight):
     path = rubric_file(tmp_path, RUBRIC.replace("    weight: 1.0", f"    weight: {weight}", 1))
-    err = train_fails(tmp_path, cache_dir, capsys, f"rubric.path={path}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"rubric.path={path}")
     assert f"{path}:" in err and "criteria[0].weight" in err and "float32" in err
 
 
 @pytest.mark.parametrize("name", ["overlong", "repetition"])
-def test_a_criterion_named_like_a_guard_is_refused(tmp_path, cache_dir, capsys, name):
+def test_a_criterion_named_like_a_guard_is_refused(tmp_path, cache_dir, hmx_fails, name):
     path = rubric_file(tmp_path, RUBRIC.replace("name: feelings", f"name: {name}", 1))
-    err = train_fails(tmp_path, cache_dir, capsys, f"rubric.path={path}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"rubric.path={path}")
     assert f"criteria[0].name: '{name}' is the name of an hmx guard" in err
 
 
 @pytest.mark.parametrize("run_name", ["../escaped", "a/b", "..", "/tmp/hmx-absolute-run"])
-def test_a_run_name_that_leaves_runs_dir_is_refused(tmp_path, cache_dir, capsys, run_name):
-    err = train_fails(tmp_path, cache_dir, capsys, f"run_name={run_name}", "resume=true")
+def test_a_run_name_that_leaves_runs_dir_is_refused(tmp_path, cache_dir, hmx_fails, run_name):
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"run_name={run_name}", "resume=true")
     assert "config field 'run_name'" in err and "not a plain directory name" in err
     assert not (tmp_path / "escaped").exists() and not Path("/tmp/hmx-absolute-run").exists()
 
@@ -74,36 +71,37 @@ def test_a_run_name_that_leaves_runs_dir_is_refused(tmp_path, cache_dir, capsys,
     ],
     ids=["max_completion_length", "judge_batch_size", "learning_rate", "max_prompt_chars"],
 )
-def test_bad_numbers_fail_before_the_run_directory_exists(tmp_path, cache_dir, capsys, override, field):
-    err = train_fails(tmp_path, cache_dir, capsys, override, "run_name=numbers")
+def test_bad_numbers_fail_before_the_run_directory_exists(tmp_path, cache_dir, hmx_fails, override, field):
+    err = train_fails(tmp_path, cache_dir, hmx_fails, override, "run_name=numbers")
     assert f"config field '{field}" in err
-    train_fails(tmp_path, cache_dir, capsys, override, "run_name=numbers")  # the same name is not taken
+    train_fails(tmp_path, cache_dir, hmx_fails, override, "run_name=numbers")  # the same name is not taken
 
 
-def test_a_prompt_longer_than_the_context_names_the_numbers(tmp_path, cache_dir, capsys):
+def test_a_prompt_longer_than_the_context_names_the_numbers(tmp_path, cache_dir, hmx_fails):
     data = prompts_file(tmp_path, "How do you feel?", " ".join(["feelings"] * 4000))
-    err = train_fails(tmp_path, cache_dir, capsys, f"data.path={data}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"data.path={data}")
     assert "config field 'data.path': the longest prompt is" in err and "context of 2048 tokens" in err
     assert "trainer.max_completion_length=16" in err
 
 
-def test_a_judge_prompt_longer_than_the_context_names_the_numbers(tmp_path, cache_dir, capsys):
+def test_a_judge_prompt_longer_than_the_context_names_the_numbers(tmp_path, cache_dir, hmx_fails):
     long_anchor = " ".join(["calm"] * 3000)
     path = rubric_file(tmp_path, RUBRIC.replace("No feeling of its own is expressed", long_anchor, 1))
-    err = train_fails(tmp_path, cache_dir, capsys, f"rubric.path={path}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"rubric.path={path}")
     assert "config field 'rubric.path': the longest judge input is" in err and "rubric prompt" in err
     assert "context of 2048 tokens" in err
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
-def test_a_prompt_file_that_is_not_utf8_names_file_and_line(tmp_path, cache_dir, capsys, suffix):
+def test_a_prompt_file_that_is_not_utf8_names_file_and_line(tmp_path, cache_dir, hmx_fails, suffix):
     data = tmp_path / f"prompts{suffix}"
     text = '{"prompt": "ok"}\n{"prompt": "caf\xe9"}\n' if suffix == ".jsonl" else "prompt\nok\ncaf\xe9\n"
     data.write_bytes(text.encode("latin-1"))
-    err = train_fails(tmp_path, cache_dir, capsys, f"data.path={data}")
+    err = train_fails(tmp_path, cache_dir, hmx_fails, f"data.path={data}")
     assert f"config field 'data.path': {data}:" in err and "not UTF-8" in err and "UnicodeDecodeError" not in err
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_all_zero_weights_are_warned_about(tmp_path, cache_dir, capsys):
     path = rubric_file(tmp_path, RUBRIC.replace("weight: 1.0", "weight: 0.0"))
     overrides = [f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={cache_dir}", "debug=smoke"]

@@ -43,10 +43,12 @@ def assert_one_run_per_point(cwd: Path) -> None:
     assert len(list((cwd / "multirun").glob("*/*/multirun.yaml"))) == 1
 
 
-def test_local_sweep_runs_each_point_into_its_own_run(tmp_path, cache_dir):
-    result = hmx_train(*SWEEP, f"paths.cache_dir={cache_dir}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("hmx: run finished") == 2  # both points, one after the other, in this process
+def test_local_sweep_runs_each_point_into_its_own_run(tmp_path, cache_dir, monkeypatch, hmx):
+    monkeypatch.chdir(tmp_path)  # in this process (tests/conftest.py); the submitit sweep below is a real one
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    code, out, err = hmx("train", *SWEEP, f"paths.cache_dir={cache_dir}")
+    assert code == 0, err[-3000:]
+    assert out.count("hmx: run finished") == 2  # both points, one after the other, in one process
     assert_one_run_per_point(tmp_path)
 
 
@@ -60,7 +62,7 @@ def test_submitit_sweep_runs_each_point_as_a_job(tmp_path, cache_dir):
     assert len(job_logs) == 2, job_logs
 
 
-def test_submitit_slurm_launcher_composes_with_the_documented_overrides(tmp_path):
+def test_submitit_slurm_launcher_composes_with_the_documented_overrides(tmp_path, monkeypatch, hmx):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install 'hmx[slurm]'")
     overrides = [
         "hydra/launcher=submitit_slurm",
@@ -69,9 +71,10 @@ def test_submitit_slurm_launcher_composes_with_the_documented_overrides(tmp_path
         "hydra.launcher.timeout_min=600",
     ]
     # Hydra prints a config for one run only (`--cfg` refuses `-m`): the launcher node is what a sweep would use
-    result = hmx_train("seed=1", "run_name=sweep-1", "resume=true", *overrides, "--cfg", "hydra", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    launcher = yaml.safe_load(result.stdout)["hydra"]["launcher"]
+    monkeypatch.chdir(tmp_path)
+    code, out, err = hmx("train", "seed=1", "run_name=sweep-1", "resume=true", *overrides, "--cfg", "hydra")
+    assert code == 0, err[-3000:]
+    launcher = yaml.safe_load(out)["hydra"]["launcher"]
     assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
     assert (launcher["partition"], launcher["gpus_per_node"], launcher["timeout_min"]) == ("gpu", 1, 600)
     assert not (tmp_path / "outputs").exists()  # --cfg prints, trains nothing

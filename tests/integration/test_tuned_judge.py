@@ -8,7 +8,6 @@ import json
 import pytest
 import torch
 
-from hmx.cli import main
 from hmx.config import ConfigError, JudgeConfig, typed_node
 from hmx.judge.modes.logprob import LogprobJudge
 from hmx.judge.tuned_adapter import load_adapter, merge_judge_adapter, resolve_adapter_path, save_adapter
@@ -18,13 +17,6 @@ from hmx.rubrics.pairs import load_pairs
 
 PAIRS = RUBRICS_DIR / "hmx_feel.pairs.jsonl"
 SHIPPED = RUBRICS_DIR / "tuned" / "hmx_feel.smollm2-135m.safetensors"
-
-
-def hmx(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 def test_tuning_really_trains_the_judge_and_leaves_the_model_as_it_was(
@@ -58,11 +50,11 @@ def test_held_out_messages_are_never_fitted_on(feel_rubric):
     assert len(fit) + len(held) == len(pairs) and split_by_message(pairs, 0.25) == (fit, held)
 
 
-def test_tune_judge_writes_an_adapter_that_validate_merges(capsys, tmp_path, cache_dir, feel_rubric):
+def test_tune_judge_writes_an_adapter_that_validate_merges(hmx, tmp_path, cache_dir, feel_rubric):
     out = tmp_path / "judge" / "tiny.safetensors"
     tune = ["rubric", "tune-judge", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
     code, stdout, err = hmx(
-        capsys, *tune, "--pairs", str(PAIRS), "--split", "dev", "--out", str(out), "--epochs", "2", "--lr", "1e-2"
+        *tune, "--pairs", str(PAIRS), "--split", "dev", "--out", str(out), "--epochs", "2", "--lr", "1e-2"
     )
     assert code == 0, err
     assert out.is_file() and not list(out.parent.glob("*.partial")) and "wrote" in stdout
@@ -71,13 +63,13 @@ def test_tune_judge_writes_an_adapter_that_validate_merges(capsys, tmp_path, cac
     assert lora["r"] == 8 and len(info["history"]) == 3
     validate = ["rubric", "validate", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
     validate += ["--pairs", str(PAIRS), "--split", "test", "--json"]
-    code, plain, err = hmx(capsys, *validate)
+    code, plain, err = hmx(*validate)
     assert code == 0, err
-    code, merged, err = hmx(capsys, *validate, "--adapter", str(out))
+    code, merged, err = hmx(*validate, "--adapter", str(out))
     assert code == 0, err
     assert json.loads(plain)["overall"] != json.loads(merged)["overall"]  # the adapter changed the judge
     # the file is refused rather than overwritten, before any work
-    code, _, err = hmx(capsys, *tune, "--pairs", str(PAIRS), "--out", str(out))
+    code, _, err = hmx(*tune, "--pairs", str(PAIRS), "--out", str(out))
     assert code == 2 and "the file exists; pass --force" in err
 
 
@@ -89,7 +81,7 @@ def test_tune_judge_writes_an_adapter_that_validate_merges(capsys, tmp_path, cac
         (lambda tmp: tmp / "a_file" / "x.safetensors", "is a regular file, not a folder"),
     ],
 )
-def test_bad_out_fails_before_the_model_loads(capsys, tmp_path, make_out, message):
+def test_bad_out_fails_before_the_model_loads(hmx, tmp_path, make_out, message):
     (tmp_path / "folder.safetensors").mkdir()
     (tmp_path / "a_file").write_text("x")
     # a model that cannot load: reaching it would print a different error
@@ -103,26 +95,24 @@ def test_bad_out_fails_before_the_model_loads(capsys, tmp_path, make_out, messag
         "--pairs",
         str(PAIRS),
     ]
-    code, _, err = hmx(capsys, *tune, "--out", str(make_out(tmp_path)))
+    code, _, err = hmx(*tune, "--out", str(make_out(tmp_path)))
     assert code == 2 and message in err and "Traceback" not in err, err
 
 
-def test_bad_flags_and_pairs_fail_with_the_field_named(capsys, tmp_path):
+def test_bad_flags_and_pairs_fail_with_the_field_named(hmx, tmp_path):
     tune = ["rubric", "tune-judge", "--rubric", "hmx_feel", "--model", str(tmp_path / "no-model")]
-    code, _, err = hmx(capsys, *tune, "--pairs", str(PAIRS), "--out", str(tmp_path / "a.safetensors"), "--lr", "0")
+    code, _, err = hmx(*tune, "--pairs", str(PAIRS), "--out", str(tmp_path / "a.safetensors"), "--lr", "0")
     assert code == 2 and "--lr 0.0: must be positive" in err
-    code, _, err = hmx(
-        capsys, *tune, "--pairs", str(PAIRS), "--split", "nope", "--out", str(tmp_path / "a.safetensors")
-    )
+    code, _, err = hmx(*tune, "--pairs", str(PAIRS), "--split", "nope", "--out", str(tmp_path / "a.safetensors"))
     assert code == 2 and "no pairs with split 'nope'" in err
     assert not (tmp_path / "a.safetensors").exists()
 
 
-def test_a_wrong_adapter_file_is_refused_naming_the_field(capsys, tmp_path, cache_dir, tiny_model):
+def test_a_wrong_adapter_file_is_refused_naming_the_field(hmx, tmp_path, cache_dir, tiny_model):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not safetensors")
     validate = ["rubric", "validate", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
-    code, _, err = hmx(capsys, *validate, "--pairs", str(PAIRS), "--split", "test", "--adapter", str(junk))
+    code, _, err = hmx(*validate, "--pairs", str(PAIRS), "--split", "test", "--adapter", str(junk))
     assert code == 2 and "judge.adapter" in err and "not a safetensors judge adapter" in err
     with pytest.raises(ConfigError, match="does not fit this model"):  # SmolLM2's adapter on the tiny model
         merge_judge_adapter(copy.deepcopy(tiny_model), SHIPPED)

@@ -7,19 +7,11 @@ import json
 
 import pytest
 
-from hmx.cli import main
 from hmx.config import ConfigError
 from hmx.resources import CONF_DIR, RUBRICS_DIR
 from hmx.train import run
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "judge").glob("*.yaml"))
-
-
-def hmx(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as stop:
-        main(list(argv))
-    captured = capsys.readouterr()
-    return int(stop.value.code or 0), captured.out, captured.err
 
 
 def small_pairs(tmp_path, count: int = 3):
@@ -32,10 +24,10 @@ def small_pairs(tmp_path, count: int = 3):
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_every_judge_preset_validates_with_no_other_flag(preset, tmp_path, capsys, cache_dir):
+def test_every_judge_preset_validates_with_no_other_flag(preset, tmp_path, hmx, cache_dir):
     pairs = small_pairs(tmp_path)
     common = ["rubric", "validate", "--judge", preset, "--model", "tiny", "--cache-dir", str(cache_dir)]
-    code, out, err = hmx(capsys, *common, "--pairs", str(pairs))
+    code, out, err = hmx(*common, "--pairs", str(pairs))
     if preset == "external":  # an endpoint is the one thing a preset cannot name: a clear error, no model loaded
         assert code == 2 and "judge.external.base_url" in err and "Traceback" not in err
     elif preset in ("probe", "probe_minimal"):  # their heads are SmolLM2's: on the tiny model a clear error, no crash
@@ -47,7 +39,7 @@ def test_every_judge_preset_validates_with_no_other_flag(preset, tmp_path, capsy
         assert "surface baselines" in out and ("VALID" in out) and "unigram" in out and "fluency" in out
 
 
-def test_validate_reports_each_split_with_its_baselines(tmp_path, capsys, cache_dir, tiny_probe):
+def test_validate_reports_each_split_with_its_baselines(tmp_path, hmx, cache_dir, tiny_probe):
     pairs = RUBRICS_DIR / "hmx_feel.minimal.pairs.jsonl"
     rows = [json.loads(line) for line in pairs.read_text().splitlines()]
     few = [r for r in rows if r["split"] == "dev"][:3] + [r for r in rows if r["split"] == "test"][:3]
@@ -55,7 +47,7 @@ def test_validate_reports_each_split_with_its_baselines(tmp_path, capsys, cache_
     path.write_text("".join(json.dumps(row) + "\n" for row in few))
     common = ["rubric", "validate", "--judge", "probe", "--probe", str(tiny_probe), "--model", "tiny"]
     args = [*common, "--cache-dir", str(cache_dir), "--pairs", str(path), "--split", "dev", "--split", "test"]
-    code, out, err = hmx(capsys, *args, "--json")
+    code, out, err = hmx(*args, "--json")
     assert code == 0, err
     results = json.loads(out)
     assert [r["split"] for r in results] == ["dev", "test"]
@@ -78,7 +70,7 @@ def test_train_applies_the_bar_and_says_when_its_judge_was_never_validated(make_
         run(make_cfg("debug=smoke", "judge.require_valid=true"))
 
 
-def test_fit_probe_fits_on_several_files_and_validate_fits_the_baselines_on_them_all(tmp_path, capsys, cache_dir):
+def test_fit_probe_fits_on_several_files_and_validate_fits_the_baselines_on_them_all(tmp_path, hmx, cache_dir):
     from hmx.judge.modes.probe import load_probe
     from hmx.judge.validity.probe_check import probe_fit_pairs
     from hmx.rubrics.schema import load_rubric
@@ -93,7 +85,7 @@ def test_fit_probe_fits_on_several_files_and_validate_fits_the_baselines_on_them
         files.append(path)
     out = tmp_path / "probe.safetensors"
     common = ["rubric", "fit-probe", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
-    code, _, err = hmx(capsys, *common, "--pairs", str(files[0]), "--pairs", str(files[1]), "--split", "dev",
+    code, _, err = hmx(*common, "--pairs", str(files[0]), "--pairs", str(files[1]), "--split", "dev",
                        "--out", str(out), "--layer", "1")  # fmt: skip
     assert code == 0, err
     info = load_probe(out).info

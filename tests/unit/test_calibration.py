@@ -103,6 +103,7 @@ def test_the_command_line_gives_the_t_test_on_per_seed_paired_differences(tmp_pa
         assert row["items"] == (0 if metric == "eq_bench/eqbench" else items)
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_null_evaluations_through_the_command_line_rarely_show_a_change(tmp_path):
     """10 null comparisons of 3 seeds × 48 items, 7 metrics each, through hmx compare: p < 0.05 in ≤ 8%."""
     rng = np.random.default_rng(7)

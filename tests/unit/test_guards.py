@@ -44,6 +44,7 @@ def test_presets(make_cfg):
         typed_node(make_cfg("+guards.repetition.ngram=2"), "guards")
 
 
+@pytest.mark.slow  # a real training run or process: make test, not make test-fast
 def test_guards_are_logged_like_the_criteria(smoke_run):
     rows = [json.loads(line) for line in (smoke_run / "metrics.jsonl").read_text().splitlines()]
     logged = [r for r in rows if "reward" in r]
