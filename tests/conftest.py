@@ -35,6 +35,9 @@ def hmx(capsys: pytest.CaptureFixture[str]) -> Callable[..., Exit]:
     Subprocesses stay where the process is the point: the console script itself, ``python -m hmx.train``
     under accelerate, signals, a package outside the checkout, and a few error paths of the real script.
     """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
     from hmx import cli
 
     def call(*argv: str | Path) -> Exit:
@@ -44,6 +47,9 @@ def hmx(capsys: pytest.CaptureFixture[str]) -> Callable[..., Exit]:
             code = 0
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        finally:  # Hydra keeps the finished job's config (its preset choices) process-wide: later tests must not see it
+            HydraConfig.instance().cfg = None  # type: ignore[assignment]
+            GlobalHydra.instance().clear()
         out, err = capsys.readouterr()
         return Exit(code, out, err)
 

@@ -48,3 +48,14 @@ def test_missing_model_path_fails_before_writing(tmp_path, cache_dir, monkeypatc
     err = hmx_fails("train", "debug=tiny", "model.name_or_path=./no/such/model", f"paths.cache_dir={cache_dir}")
     assert "model.name_or_path" in err and "./no/such/model" in err
     assert not (tmp_path / "outputs").exists()
+
+
+def test_an_in_process_command_leaves_no_hydra_job_behind(hmx):
+    """The `hmx` fixture resets Hydra after each command: `--cfg job` leaves its preset choices (model=smollm2-135m)
+    in Hydra's process-wide config, and later tests' start-up notes, which read those choices
+    (hmx/judge/validity/records.py), named the wrong model and judge."""
+    from hydra.core.hydra_config import HydraConfig
+
+    code, out, _ = hmx("train", "model=smollm2-135m", "judge=probe", "--cfg", "job")
+    assert code == 0 and "SmolLM2" in out
+    assert not HydraConfig.initialized()
