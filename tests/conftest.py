@@ -17,6 +17,26 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs 2 workers on 2 cores: one torch thread each,
+    os.environ["OMP_NUM_THREADS"] = "1"  # or their intra-op threads wait on each other (hmx/cpu_threads.py)
+
+# The longest modules first (measured: docs/design.md "The test suite"), so that no worker starts one at the end
+# while the other has finished; xdist hands modules (`--dist loadfile`) to workers in collection order.
+LONGEST_FIRST = (
+    "test_real_model.py", "test_multirank.py", "test_sweeps.py", "test_eval.py", "test_resume.py", "test_train.py",
+    "test_package.py", "test_benchmarks.py", "test_external_judge_faults.py", "test_external_judge.py",
+    "test_run_ownership.py", "test_notebooks.py", "test_cli.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Reorder whole modules, longest first; the order within a module stays as written."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable
 
 
 class Exit(NamedTuple):

@@ -62,6 +62,8 @@ class Probe(TrainerCallback):
         completions = [COMMON[1]] + [f"{i}: {words}" for i in range(count)]
         device = next(model.parameters()).device
         modes = ["logprob", "binary", "contrastive", "budget"] + (["probe"] if options(judge_cfg, "probe").head else [])
+        if os.environ.get("HMX_PROBE_MODES"):  # a subset (the SmolLM2 job: the tiny ZeRO-3 job checks the others)
+            modes = [mode for mode in modes if mode in os.environ["HMX_PROBE_MODES"].split(",")]
         for mode in modes:  # every mode keeps the fixed call schedule
             # budget: the logprob judge grouped by a token budget (1 token: one unit a call, a length-dependent count)
             variant = replace(judge_cfg, max_batch_tokens=1) if mode == "budget" else replace(judge_cfg, mode=mode)

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 JOB = Path(__file__).with_name("multirank_job.py")
 GREEDY = "+trainer.generation_kwargs={do_sample:false}"
 STEPS = 3
+OTHER_MODES = ("binary", "contrastive", "budget")  # the observer's default (tests/integration/multirank_job.py)
 REWARD_TOLERANCE = 5e-3  # absolute, on a total reward of about 13; measured: at most 1.4e-3 (docs/scaling.md)
 
 pytestmark = pytest.mark.slow
@@ -45,8 +46,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def launch(layout: str, tmp_path: Path, cache_dir: Path, *overrides: str) -> tuple[Path, list[dict]]:
-    """2 CPU ranks of ``hmx train`` under launch/accelerate/<layout>.yaml; returns the run dir and per-rank probes."""
+def launch(layout: str, tmp_path: Path, cache_dir: Path, *overrides: str, modes: str = "") -> tuple[Path, list[dict]]:
+    """2 CPU ranks of ``hmx train`` under launch/accelerate/<layout>.yaml; returns the run dir and per-rank probes.
+
+    ``modes``: the judge modes the observer scores with at the end (comma-separated; empty: every one)."""
     probes = tmp_path / f"probe-{layout}"
     command = [
         sys.executable, "-m", "accelerate.commands.launch",
@@ -55,7 +58,8 @@ def launch(layout: str, tmp_path: Path, cache_dir: Path, *overrides: str) -> tup
         str(JOB), "debug=smoke", f"trainer.max_steps={STEPS}", f"run_name={layout}",
         f"paths.runs_dir={tmp_path / layout}", f"paths.cache_dir={cache_dir}", *overrides,
     ]  # fmt: skip
-    env = {**os.environ, "HMX_PROBE_DIR": str(probes), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    env = {**os.environ, "HMX_PROBE_DIR": str(probes), "HMX_PROBE_MODES": modes, "OMP_NUM_THREADS": "1"}
+    env["WANDB_MODE"] = "offline"
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     assert done.stdout.count("hmx: run finished") == 1  # the report is rank 0's alone
@@ -70,7 +74,10 @@ def rewards(run_dir: Path) -> list[float]:
     return [row["reward"] for row in rows if "reward" in row]
 
 
-def check_ranks(records: list[dict], distributed_type: str, zero_stage: int | None) -> None:
+def check_ranks(
+    records: list[dict], distributed_type: str, zero_stage: int | None, others: tuple[str, ...] = OTHER_MODES
+) -> None:
+    """What each rank saw; ``others``: the judge modes besides logprob that the observer scored with."""
     for rank, record in enumerate(records):
         assert record["rank"] == rank and record["world_size"] == record["torch_world_size"] == 2
         assert record["backend"] == "gloo"
@@ -84,8 +91,9 @@ def check_ranks(records: list[dict], distributed_type: str, zero_stage: int | No
     assert all(record["judge_finite"] for record in records)
     # the completion common to both ranks gets the same scores on each (same gathered weights)
     assert records[0]["judge_common"] == pytest.approx(records[1]["judge_common"], abs=1e-5)
-    probe = ["probe"] if "judge_calls_probe" in records[0] else []  # with judge.probe set (the ZeRO-3 job)
-    for mode in ["binary", "contrastive", "budget", *probe]:  # the other judge modes and the token budget keep them
+    scored = {key.removeprefix("judge_calls_") for key in records[0] if key.startswith("judge_calls_")}
+    assert scored >= set(others), scored
+    for mode in scored:  # the other judge modes and the token budget keep them (probe: with judge.probe set)
         assert records[0][f"judge_calls_{mode}"] == records[1][f"judge_calls_{mode}"]
         assert records[1][f"judge_calls_{mode}"] == records[1][f"judge_schedule_{mode}"]
         assert records[0][f"judge_schedule_{mode}"] < records[1][f"judge_schedule_{mode}"]

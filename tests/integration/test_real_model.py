@@ -3,11 +3,10 @@ template), from the packaged GGUF converted once (``model=smollm2-135m``; no hub
 
 Short runs, so that the whole module stays within a few minutes on 2 cores: a forward run that is also
 the uninterrupted twin of a SIGKILLed-and-resumed run, a reverse run under a system prompt, the judge's
-packed path against its row path, ``hmx rubric show/score``, ``hmx eval`` against lm-eval's command line,
+packed path against its row path, ``hmx rubric show/score``, ``hmx eval`` of the base and of a run,
 ``hmx compare``, ``hmx chat --prompt``, ``hmx merge`` and a 2-rank ZeRO-3 run. The commands run in this
 process (the ``hmx`` fixture of tests/conftest.py: the console script's entry, without a second start-up of
-torch and transformers); processes where the process is the point: the SIGKILLed run and its resume,
-lm-eval's own command line, and the 2 ranks.
+torch and transformers); processes where the process is the point: the SIGKILLed run and its resume, and the 2 ranks.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from safetensors.torch import load_file
 
 from hmx.checkpoints import is_complete
 from hmx.config import JudgeConfig, typed_node
-from hmx.evaluation.tasks import TASKS_DIR
 from hmx.evaluation.tasks.datasets import data_root
 from hmx.judge.validity.records import CheckRecords, run_keys
 from hmx.models import load_model, load_tokenizer, model_config
@@ -70,18 +68,15 @@ SMALL_RUN = [  # 2 prompts x 2 completions of up to 12 tokens per step
 ]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # runs side by side
 # the forward twins run side by side on one thread each, and the resume must repeat their arithmetic: one thread too
-EVAL = [  # hmx eval's small suite on the real model; the benchmarks lm_eval's command line runs below, and only
-    # those: lm-eval batches the requests of all tasks together, and other batches change the last digits
+EVAL = [  # hmx eval's small suite on the real model
     "model=smollm2-135m",
-    "suite.benchmarks=[truthfulqa_mc1,truthfulqa_mc2,bbq,eq_bench]",
+    "suite.benchmarks=[truthfulqa_mc1,bbq]",  # two multiple-choice tasks
     "suite.limit=3",
     "suite.batch_size=4",
-    "suite.sycophancy.limit=3",
+    "suite.sycophancy.limit=1",
     "suite.expression.limit=2",
     "suite.expression.max_new_tokens=12",
 ]
-BENCHMARKS = {"truthfulqa_mc1": "hmx_truthfulqa_mc1", "truthfulqa_mc2": "hmx_truthfulqa_mc2", "bbq": "hmx_bbq"}
-BENCHMARKS["eq_bench"] = "hmx_eq_bench"
 
 
 def hmx_ok(hmx, *args: str) -> str:
@@ -221,7 +216,9 @@ def test_shipped_probe_judges_the_criterion_asked_on_the_real_model(cache_dir, s
 
 
 @pytest.mark.skipif(data_root(None) is None, reason="../shared/data is not next to this checkout")
-def test_eval_equals_lm_eval_then_compare_and_chat(forward_runs, cache_dir, smol_dir, tmp_path, hmx):
+def test_eval_of_base_and_run_then_compare_and_chat(forward_runs, cache_dir, smol_dir, tmp_path, hmx):
+    """hmx eval on the real model and on a run of it (its adapter), compared, then chatted with. That hmx eval's
+    benchmark figures equal lm-eval's own command line is shown on the tiny model, every task (test_eval.py)."""
     base_out, run_dir = tmp_path / "base", forward_runs / "straight"
     hmx_ok(hmx, "eval", *EVAL, f"paths.cache_dir={cache_dir}", f"output_dir={base_out}")
     hmx_ok(
@@ -229,25 +226,9 @@ def test_eval_equals_lm_eval_then_compare_and_chat(forward_runs, cache_dir, smol
     )
     base = json.loads((base_out / "results.json").read_text())
     assert base["samples"]["truthfulqa_mc1"] == 3 and base["metrics"]["expression/self/overall"]["value"] >= 1.0
-
-    command = [
-        sys.executable, "-m", "lm_eval", "--model", "hf",
-        "--model_args", f"pretrained={smol_dir},dtype=float32", "--device", "cpu",
-        "--tasks", ",".join(BENCHMARKS.values()), "--include_path", str(TASKS_DIR),
-        "--limit", "3", "--batch_size", "4", "--output_path", str(tmp_path / "lm_eval"),
-    ]  # fmt: skip
-    threads = {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the arithmetic of hmx eval, in this process
-    done = subprocess.run(command, capture_output=True, text=True, env=threads, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (results_file,) = (tmp_path / "lm_eval").glob("**/results_*.json")
-    cli = json.loads(results_file.read_text())["results"]
-    for bench, task in BENCHMARKS.items():
-        theirs = {
-            key.removesuffix(",none"): value
-            for key, value in cli[task].items()
-            if key.endswith(",none") and isinstance(value, (int, float)) and math.isfinite(value)
-        }
-        assert base["details"]["lm_eval"][bench] == theirs, bench
+    for bench in ("truthfulqa_mc1", "bbq"):  # lm-eval's figures, finite, for each benchmark asked
+        figures = base["details"]["lm_eval"][bench]
+        assert figures and all(math.isfinite(value) for value in figures.values()), figures
 
     hmx_ok(hmx, "compare", str(base_out), str(run_dir), "--out", str(tmp_path / "cmp"), "--wandb", "off")
     report = (tmp_path / "cmp" / "comparison.md").read_text()
@@ -275,8 +256,8 @@ def test_zero3_two_ranks_train_the_real_model(tmp_path, cache_dir, smol_dir):
     from test_multirank import check_ranks, check_run_dir, launch
 
     overrides = [*SMALL_RUN, "trainer.max_steps=1", "trainer.per_device_train_batch_size=2"]  # the last value wins
-    run_dir, records = launch("zero3", tmp_path, cache_dir, *overrides)
-    check_ranks(records, "DEEPSPEED", 3)
+    run_dir, records = launch("zero3", tmp_path, cache_dir, *overrides, modes="logprob")  # others: the tiny job's
+    check_ranks(records, "DEEPSPEED", 3, others=())
     assert all(record["local_numel"] < record["full_numel"] / 2 for record in records)  # really sharded
     check_run_dir(run_dir)
 
