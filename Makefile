@@ -26,10 +26,10 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports   # layer rules: [tool.importlinter] in pyproject.toml
 
-# 2 workers (pytest-xdist), one group of tests (a module, or half of one: tests/conftest.py) each at a time: the
-# suite is mostly single-threaded Python, so 2 cores finish it in about half the time; TEST_WORKERS=0: one process
+# 2 workers (pytest-xdist), one module each at a time: the suite is mostly single-threaded Python, so 2 cores
+# finish it in about half the time; TEST_WORKERS=0 runs it in this one process
 TEST_WORKERS ?= 2
-XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: lint
 	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -22,34 +21,21 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs 2 workers on 2 cor
     os.environ["OMP_NUM_THREADS"] = "1"  # or their intra-op threads wait on each other (hmx/cpu_threads.py)
 
 # The longest modules first (measured: docs/design.md "The test suite"), so that no worker starts one at the end
-# while the other has finished; xdist hands out groups (`--dist loadgroup`) to workers in collection order.
+# while the other has finished; xdist hands modules (`--dist loadfile`) to workers in collection order.
 LONGEST_FIRST = (
     "test_real_model.py", "test_multirank.py", "test_sweeps.py", "test_eval.py", "test_resume.py", "test_train.py",
     "test_package.py", "test_benchmarks.py", "test_external_judge_faults.py", "test_external_judge.py",
     "test_run_ownership.py", "test_notebooks.py", "test_cli.py",
 )  # fmt: skip
-# A group is a module (its module fixtures are built once), except where a module's tests split in two by one
-# module fixture: those that use it form one group, the others another, and two workers share the module.
-SPLIT_BY_FIXTURE = {"test_real_model.py": "forward_runs"}
 
 
-def xdist_group(item: pytest.Item) -> str:
-    """The group an item runs in: its module, or its module and the fixture that splits it."""
-    name = item.path.name
-    fixture = SPLIT_BY_FIXTURE.get(name)
-    return f"{name}:{fixture}" if fixture and fixture in getattr(item, "fixturenames", ()) else name
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group every item for xdist, then reorder whole modules, longest first (the order within one is kept)."""
+    """Reorder whole modules, longest first; the order within a module stays as written."""
 
     def rank(item: pytest.Item) -> int:
         name = item.path.name
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
     items.sort(key=rank)  # stable
 
 
@@ -105,20 +91,8 @@ def hmx_fails(hmx: Callable[..., Exit]) -> Callable[..., str]:
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One model cache for the whole run (the tiny model, the converted SmolLM2), shared by xdist's workers:
-    builds are deterministic and land by an atomic rename; `build_lock` makes each happen once."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the workers' common base temporary directory
-    path = root / "hmx-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="session")
-def build_lock(cache_dir: Path) -> FileLock:
-    """Held while a test builds into ``cache_dir``, so that another worker waits and reuses the result."""
-    return FileLock(cache_dir / ".build.lock")
+    """One tiny-model cache for the whole session (the build is deterministic)."""
+    return tmp_path_factory.mktemp("hmx-cache")
 
 
 @pytest.fixture
@@ -134,12 +108,11 @@ def make_cfg(tmp_path: Path, cache_dir: Path) -> Callable[..., DictConfig]:
 
 
 @pytest.fixture(scope="session")
-def tiny_dir(cache_dir: Path, build_lock: FileLock) -> Path:
+def tiny_dir(cache_dir: Path) -> Path:
     from hmx.config import TinyModelConfig
     from hmx.tiny import build_tiny
 
-    with build_lock:
-        return build_tiny(TinyModelConfig(), cache_dir)
+    return build_tiny(TinyModelConfig(), cache_dir)
 
 
 @pytest.fixture(scope="session")

@@ -87,10 +87,9 @@ def hmx_ok(hmx, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def smol_dir(cache_dir: Path, build_lock) -> Path:
-    """The converted copy, built once per test run in the test cache (the workers share it)."""
-    with build_lock:
-        converted = build_packaged(SPEC, cache_dir)
+def smol_dir(cache_dir: Path) -> Path:
+    """The converted copy, built once per session in the test cache."""
+    converted = build_packaged(SPEC, cache_dir)
     assert converted is not None, SPEC.install
     return converted
 
