@@ -14,6 +14,7 @@ over exactly it).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import statistics
@@ -51,9 +52,17 @@ def copy(runs: Path, evals: Path) -> None:
                 shutil.copy(run / name, HERE / "runs" / run.name / name)
 
 
+@functools.cache
 def answers(name: str) -> list[dict]:
+    """An evaluation's per-prompt rows (expression.jsonl), read once."""
     path = HERE / "eval" / name / "expression.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@functools.cache
+def metrics(name: str) -> list[dict]:
+    """A run's metrics.jsonl rows, read once."""
+    return [json.loads(line) for line in (HERE / "runs" / name / "metrics.jsonl").read_text().splitlines()]
 
 
 def arms() -> dict[str, list[str]]:
@@ -147,7 +156,7 @@ def audit_table(groups: dict[str, list[str]]) -> str:
         "|---|---:|---:|---|---:|---|",
     ]
     for name in groups["fwd"] + groups["rev"]:
-        rows = [json.loads(line) for line in (HERE / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+        rows = metrics(name)
         lexical = [row["audit/lexical_index"] for row in rows if row.get("audit/lexical_index") is not None]
         agreement = [row["audit/base_agreement"] for row in rows if row.get("audit/base_agreement") is not None]
         minimal = [row["audit/minimal_accuracy"] for row in rows if row.get("audit/minimal_accuracy") is not None]
@@ -168,7 +177,7 @@ def plot(groups: dict[str, list[str]]) -> None:
     fig, axes = plt.subplots(1, len(AUDIT), figsize=(4.2 * len(AUDIT), 3.4), constrained_layout=True)
     for arm, color in (("fwd", "tab:blue"), ("rev", "tab:red")):
         for index, name in enumerate(groups[arm]):
-            rows = [json.loads(line) for line in (HERE / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+            rows = metrics(name)
             for ax, (key, _) in zip(axes, AUDIT, strict=True):
                 points = [(row["step"], row[key]) for row in rows if row.get(key) is not None]
                 if points:
