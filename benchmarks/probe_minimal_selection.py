@@ -82,13 +82,16 @@ def combine(parts: list[tuple[str, PairFeatures, bool]]) -> tuple[PairFeatures, 
     return merged, source
 
 
-def cross_validate(feat: PairFeatures, source: list[str], c: float, k: int) -> dict[str, float]:
-    """CV accuracy on the main and the minimal dev pairs: 5 folds of their messages, generated pairs always fitted."""
-    dev = torch.tensor([s in ("main", "minimal") for s in source])
+def cross_validate(
+    feat: PairFeatures, source: list[str], c: float, k: int, scored: tuple[str, ...] = ("main", "minimal")
+) -> dict[str, float]:
+    """CV accuracy per scored file (by default the main and the minimal dev pairs): 5 folds of their messages;
+    the pairs of the other files (the generated ones) always fitted, never scored."""
+    dev = torch.tensor([s in scored for s in source])
     groups = list(dict.fromkeys(feat.group[dev & feat.own].tolist()))
     folds = {g: i % 5 for i, g in enumerate(groups)}
     fold = torch.tensor([folds.get(g, -1) if d else -1 for g, d in zip(feat.group.tolist(), dev.tolist(), strict=True)])
-    outcomes: dict[str, list[float]] = {"main": [], "minimal": []}
+    outcomes: dict[str, list[float]] = {s: [] for s in scored}
     for f in range(5):
         held = fold == f
         weight, _ = fit_heads(feat, k, ~held, c)

@@ -1,0 +1,121 @@
+"""How the head of ``judge=probe_style`` was chosen (docs/rubrics.md, "A probe for style and minimal pairs").
+
+``python -m benchmarks.probe_style_selection --work DIR [--out HEAD.safetensors]`` reads probe features of the
+main, minimal and generated dev pairs (as :mod:`benchmarks.probe_minimal_selection`, the same cache) and of the
+style dev pairs (rubrics/train/hmx_feel.style.pairs.jsonl) through SmolLM2-135M once, runs the grid fixed in
+docs/rubrics.md before any figure (data S0 / S1 × the 7 candidate layers × C), 5-fold CV by message over the
+main, minimal and style dev messages (generated pairs always fitted, never scored), prints every row, applies
+the rule and with ``--out`` writes the chosen head fitted on all its dev pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import torch
+
+from benchmarks.probe_minimal_selection import FILES as MINIMAL_FILES
+from benchmarks.probe_minimal_selection import GRID_C, combine, cross_validate
+from benchmarks.probe_minimal_selection import features as minimal_features
+from hmx.config import JudgeConfig
+from hmx.judge.authoring import load_judge_model
+from hmx.judge.modes.probe import PROBE_FORMAT, Probe, ProbeJudge
+from hmx.judge.validity.probe_fit import (
+    PairFeatures,
+    candidate_layers,
+    cross_pairs,
+    fit_heads,
+    pair_accuracy,
+    read_features,
+)
+from hmx.resources import RUBRICS_DIR
+from hmx.rubrics.loading import load_checked
+from hmx.rubrics.pairs import load_pairs
+
+STYLE_FILE = "train/hmx_feel.style.pairs.jsonl"
+SCORED = ("main", "minimal", "style")
+THRESHOLDS = {"main": 0.93, "minimal": 0.85, "style": 0.90}
+
+
+def features(work: Path) -> dict[str, PairFeatures]:
+    """The three files of probe_minimal_selection and the style dev pairs (cached in ``work``)."""
+    out = minimal_features(work)
+    cache = work / "style.pt"
+    if not cache.is_file():
+        rubric = load_checked("hmx_feel")
+        model, tokenizer = load_judge_model("smollm2-135m", "~/.cache/hmx", "cpu")
+        judge = ProbeJudge(rubric, tokenizer, JudgeConfig(mode="probe"), layers=candidate_layers(30))
+        pairs = load_pairs(RUBRICS_DIR / STYLE_FILE, rubric, "dev")
+        torch.save(read_features(judge, model, pairs, cross_pairs(pairs), torch.device("cpu")).__dict__, cache)
+    out["style"] = PairFeatures(**torch.load(cache, weights_only=False))
+    return out
+
+
+def datasets(f: dict[str, PairFeatures]) -> dict[str, list[tuple[str, PairFeatures, bool]]]:
+    base = [("main", f["main"], True), ("minimal", f["minimal"], True), ("style", f["style"], True)]
+    return {"S0": [*base, ("generated", f["generated"], False)], "S1": [*base, ("generated", f["generated"], True)]}
+
+
+def choose(cv: dict[tuple[str, int, float], dict[str, float]]) -> tuple[tuple[str, int, float], bool]:
+    """The rule: the largest min over the scored files among heads meeting every threshold (ties: smaller C, then
+    lower layer); when none meets them, the largest min overall. Returns the choice and whether it met them."""
+
+    def key(item: tuple[tuple[str, int, float], dict[str, float]]) -> tuple[float, float, int]:
+        (_, layer, c), r = item
+        return (min(r.values()), -c, -layer)
+
+    meeting = {h: r for h, r in cv.items() if all(r[s] >= t for s, t in THRESHOLDS.items())}
+    pool = meeting or cv
+    return max(pool.items(), key=key)[0], bool(meeting)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", required=True, help="folder for the cached features")
+    parser.add_argument("--out", help="write the chosen head here (.safetensors)")
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    sets = datasets(features(work))
+    cv: dict[tuple[str, int, float], dict[str, float]] = {}
+    for name, parts in sets.items():
+        feat, source = combine(parts)
+        for (k, layer), c in itertools.product(enumerate(feat.layers), GRID_C):
+            cv[(name, layer, c)] = r = cross_validate(feat, source, c, k, SCORED)
+            print(f"{name} layer {layer:2} C {c:<5} " + " ".join(f"{s} {r[s]:.3f}" for s in SCORED), flush=True)
+    (name, layer, c), met = choose(cv)
+    print(f"chosen: {name} layer {layer} C {c} ({'meets' if met else 'does NOT meet'} the dev thresholds {THRESHOLDS})")
+    if args.out:
+        feat, _ = combine(sets[name])
+        k = feat.layers.index(layer)
+        weight, bias = fit_heads(feat, k, torch.ones(len(feat.chosen), dtype=torch.bool), c)
+        train = pair_accuracy(feat, k, weight, torch.nonzero(feat.own).flatten())
+        rows = {str(lay): cv[(name, lay, c)] for lay in feat.layers}
+        info = {
+            "format": PROBE_FORMAT,
+            "rubric": "hmx_feel",
+            "criteria": feat.criteria,
+            "layer": layer,
+            "hidden_size": int(weight.shape[1]),
+            "num_hidden_layers": 30,
+            "model": "smollm2-135m",
+            "prefill": JudgeConfig().prefill,
+            "pairs": [f"rubrics/{file}" for file in [*MINIMAL_FILES.values(), STYLE_FILE]],
+            "splits": ["dev"],
+            "fit_pairs": int(feat.own.sum()),
+            "cross_pairs": int((~feat.own).sum()),
+            "c": c,
+            **{f"cv_accuracy_{s}": {lay: round(r[s], 3) for lay, r in rows.items()} for s in SCORED},
+            "train_accuracy": round(sum(train) / len(train), 4),
+            "selection": f"docs/rubrics.md, 'A probe for style and minimal pairs' (candidate {name}, CV on dev)",
+        }
+        Probe(weight, bias, info).save(args.out)
+        print(json.dumps({k: info[k] for k in ("layer", "c", "fit_pairs", "cross_pairs", "train_accuracy")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
