@@ -30,7 +30,7 @@ def test_every_judge_preset_validates_with_no_other_flag(preset, tmp_path, hmx, 
     code, out, err = hmx(*common, "--pairs", str(pairs))
     if preset == "external":  # an endpoint is the one thing a preset cannot name: a clear error, no model loaded
         assert code == 2 and "judge.external.base_url" in err and "Traceback" not in err
-    elif preset in ("probe", "probe_minimal"):  # their heads are SmolLM2's: on the tiny model a clear error, no crash
+    elif preset.startswith("probe"):  # their heads are SmolLM2's: on the tiny model a clear error, no crash
         assert code == 2 and "fit a probe on this model" in err and "Traceback" not in err
     elif preset == "tuned":  # likewise the tuned adapter: fitted on SmolLM2, refused on the tiny model
         assert code == 2 and "judge.adapter" in err and "does not fit this model" in err and "Traceback" not in err
