@@ -152,7 +152,7 @@ def audit_table(groups: dict[str, list[str]]) -> str:
     base = {key: statistics.fmean(row[key] for row in answers("base")) for key in (PRIMARY, "self/overall")}
     lines = [
         "| run | instrument change | self-judge change | lexical index (mean; max) | agreement with the frozen judge "
-        "(last) | policy judge on minimal dev pairs (first → last) |",
+        "(last) | policy judge on minimal dev pairs (step 0 → step 10) |",
         "|---|---:|---:|---|---:|---|",
     ]
     for name in groups["fwd"] + groups["rev"]:
