@@ -1,4 +1,4 @@
-"""Figures of docs/results.md from two run directories (forward and reverse) of `hmx train`.
+"""Figures of the pilot (docs/results/pilot.md) from two run directories (forward and reverse) of `hmx train`.
 
 python docs/results/plot_runs.py outputs/runs/smol-forward outputs/runs/smol-reverse docs/results
 """

@@ -1,7 +1,7 @@
-"""Re-derive docs/results.md's three-seed figures with today's ``hmx compare`` from the per-seed values it records.
+"""Re-derive the pilot's three-seed figures (docs/results/pilot.md) with today's ``hmx compare`` from its per-seed values.
 
 The evaluation folders of 2026-11-27 (outputs/eval72, the 300-item BBQ pass) were not committed,
-so their per-item files are gone; docs/results.md kept some metrics' values per seed (rounded to
+so their per-item files are gone; docs/results/pilot.md kept some metrics' values per seed (rounded to
 the digits printed there). The seed-level test needs only those: this script writes one
 results.json per run with them and runs the real ``hmx compare`` (t over seeds on each seed's
 change against the base run, ``--primary expression/external/overall``, Holm for the rest).
