@@ -38,6 +38,7 @@ FILES = {
     "generated": "train/hmx_feel.generated.pairs.jsonl",
 }
 GRID_C = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+LAYERS = candidate_layers(30)
 CHOSEN = ("B0", 15, 0.03)
 
 
@@ -110,6 +111,44 @@ def datasets(f: dict[str, PairFeatures]) -> dict[str, list[tuple[str, PairFeatur
     }
 
 
+def write_head(
+    out: str,
+    parts: list[tuple[str, PairFeatures, bool]],
+    layer: int,
+    c: float,
+    cv_rows: dict[int, dict[str, float]],
+    files: list[str],
+    cv_keys: dict[str, str],
+    selection: str,
+) -> None:
+    """The chosen head fitted on all of ``parts`` and saved with its provenance: ``cv_rows`` (per candidate layer,
+    the CV accuracy per scored file) recorded under ``cv_keys`` (metadata key -> scored file)."""
+    feat, _ = combine(parts)
+    k = feat.layers.index(layer)
+    weight, bias = fit_heads(feat, k, torch.ones(len(feat.chosen), dtype=torch.bool), c)
+    train = pair_accuracy(feat, k, weight, torch.nonzero(feat.own).flatten())
+    info = {
+        "format": PROBE_FORMAT,
+        "rubric": "hmx_feel",
+        "criteria": feat.criteria,
+        "layer": layer,
+        "hidden_size": int(weight.shape[1]),
+        "num_hidden_layers": 30,
+        "model": "smollm2-135m",
+        "prefill": JudgeConfig().prefill,
+        "pairs": [f"rubrics/{file}" for file in files],
+        "splits": ["dev"],
+        "fit_pairs": int(feat.own.sum()),
+        "cross_pairs": int((~feat.own).sum()),
+        "c": c,
+        **{key: {str(lay): round(r[scored], 3) for lay, r in cv_rows.items()} for key, scored in cv_keys.items()},
+        "train_accuracy": round(sum(train) / len(train), 4),
+        "selection": selection,
+    }
+    Probe(weight, bias, info).save(out)
+    print(json.dumps({k: info[k] for k in ("layer", "c", "fit_pairs", "cross_pairs", "train_accuracy")}))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", required=True, help="folder for the cached features")
@@ -126,32 +165,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:3} layer {layer:2} C {c:<5} main {r['main']:.3f} minimal {r['minimal']:.3f}", flush=True)
     if args.out:
         name, layer, c = CHOSEN
-        feat, _ = combine(sets[name])
-        k = feat.layers.index(layer)
-        weight, bias = fit_heads(feat, k, torch.ones(len(feat.chosen), dtype=torch.bool), c)
-        train = pair_accuracy(feat, k, weight, torch.nonzero(feat.own).flatten())
-        rows = {str(lay): cv[(name, lay, c)] for lay in feat.layers}
-        info = {
-            "format": PROBE_FORMAT,
-            "rubric": "hmx_feel",
-            "criteria": feat.criteria,
-            "layer": layer,
-            "hidden_size": int(weight.shape[1]),
-            "num_hidden_layers": 30,
-            "model": "smollm2-135m",
-            "prefill": JudgeConfig().prefill,
-            "pairs": [f"rubrics/{file}" for file in FILES.values()],
-            "splits": ["dev"],
-            "fit_pairs": int(feat.own.sum()),
-            "cross_pairs": int((~feat.own).sum()),
-            "c": c,
-            "cv_accuracy": {lay: round(r["main"], 3) for lay, r in rows.items()},
-            "cv_accuracy_minimal": {lay: round(r["minimal"], 3) for lay, r in rows.items()},
-            "train_accuracy": round(sum(train) / len(train), 4),
-            "selection": f"docs/rubrics.md, 'A probe for minimal pairs' (candidate {name}, CV by message on dev)",
-        }
-        Probe(weight, bias, info).save(args.out)
-        print(json.dumps({k: info[k] for k in ("layer", "c", "fit_pairs", "cross_pairs", "train_accuracy")}))
+        keys = {"cv_accuracy": "main", "cv_accuracy_minimal": "minimal"}
+        selection = f"docs/rubrics.md, 'A probe for minimal pairs' (candidate {name}, CV by message on dev)"
+        write_head(
+            args.out,
+            sets[name],
+            layer,
+            c,
+            {lay: cv[(name, lay, c)] for lay in LAYERS},
+            list(FILES.values()),
+            keys,
+            selection,
+        )
     return 0
 
 

@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from pathlib import Path
 
 import torch
 
 from benchmarks.probe_minimal_selection import FILES as MINIMAL_FILES
-from benchmarks.probe_minimal_selection import GRID_C, combine, cross_validate
+from benchmarks.probe_minimal_selection import GRID_C, LAYERS, combine, cross_validate, write_head
 from benchmarks.probe_minimal_selection import features as minimal_features
 from hmx.config import JudgeConfig
 from hmx.judge.authoring import load_judge_model
-from hmx.judge.modes.probe import PROBE_FORMAT, Probe, ProbeJudge
+from hmx.judge.modes.probe import ProbeJudge
 from hmx.judge.validity.probe_fit import (
     PairFeatures,
     candidate_layers,
     cross_pairs,
-    fit_heads,
-    pair_accuracy,
     read_features,
 )
 from hmx.resources import RUBRICS_DIR
@@ -89,31 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     (name, layer, c), met = choose(cv)
     print(f"chosen: {name} layer {layer} C {c} ({'meets' if met else 'does NOT meet'} the dev thresholds {THRESHOLDS})")
     if args.out:
-        feat, _ = combine(sets[name])
-        k = feat.layers.index(layer)
-        weight, bias = fit_heads(feat, k, torch.ones(len(feat.chosen), dtype=torch.bool), c)
-        train = pair_accuracy(feat, k, weight, torch.nonzero(feat.own).flatten())
-        rows = {str(lay): cv[(name, lay, c)] for lay in feat.layers}
-        info = {
-            "format": PROBE_FORMAT,
-            "rubric": "hmx_feel",
-            "criteria": feat.criteria,
-            "layer": layer,
-            "hidden_size": int(weight.shape[1]),
-            "num_hidden_layers": 30,
-            "model": "smollm2-135m",
-            "prefill": JudgeConfig().prefill,
-            "pairs": [f"rubrics/{file}" for file in [*MINIMAL_FILES.values(), STYLE_FILE]],
-            "splits": ["dev"],
-            "fit_pairs": int(feat.own.sum()),
-            "cross_pairs": int((~feat.own).sum()),
-            "c": c,
-            **{f"cv_accuracy_{s}": {lay: round(r[s], 3) for lay, r in rows.items()} for s in SCORED},
-            "train_accuracy": round(sum(train) / len(train), 4),
-            "selection": f"docs/rubrics.md, 'A probe for style and minimal pairs' (candidate {name}, CV on dev)",
-        }
-        Probe(weight, bias, info).save(args.out)
-        print(json.dumps({k: info[k] for k in ("layer", "c", "fit_pairs", "cross_pairs", "train_accuracy")}))
+        keys = {f"cv_accuracy_{s}": s for s in SCORED}
+        selection = f"docs/rubrics.md, 'A probe for style and minimal pairs' (candidate {name}, CV on dev)"
+        rows = {lay: cv[(name, lay, c)] for lay in LAYERS}
+        write_head(args.out, sets[name], layer, c, rows, [*MINIMAL_FILES.values(), STYLE_FILE], keys, selection)
     return 0
 
 
