@@ -42,17 +42,17 @@ LAYERS = candidate_layers(30)
 CHOSEN = ("B0", 15, 0.03)
 
 
-def features(work: Path) -> dict[str, PairFeatures]:
+def features(work: Path, files: dict[str, str] = FILES) -> dict[str, PairFeatures]:
     """Each file's dev pairs and cross pairs through the probe judge at the candidate layers (cached in ``work``)."""
     rubric = load_checked("hmx_feel")
     out, loaded = {}, None
-    for name, file in FILES.items():
+    for name, file in files.items():
         cache = work / f"{name}.pt"
         if not cache.is_file():
             if loaded is None:
                 loaded = load_judge_model("smollm2-135m", "~/.cache/hmx", "cpu")
             model, tokenizer = loaded
-            judge = ProbeJudge(rubric, tokenizer, JudgeConfig(mode="probe"), layers=candidate_layers(30))
+            judge = ProbeJudge(rubric, tokenizer, JudgeConfig(mode="probe"), layers=LAYERS)
             pairs = load_pairs(RUBRICS_DIR / file, rubric, "dev")
             read = read_features(judge, model, pairs, cross_pairs(pairs), torch.device("cpu"))
             torch.save(read.__dict__, cache)
@@ -149,6 +149,20 @@ def write_head(
     print(json.dumps({k: info[k] for k in ("layer", "c", "fit_pairs", "cross_pairs", "train_accuracy")}))
 
 
+def grid(
+    sets: dict[str, list[tuple[str, PairFeatures, bool]]], scored: tuple[str, ...], width: int
+) -> dict[tuple[str, int, float], dict[str, float]]:
+    """Every candidate's CV accuracy per scored file, keyed by (data, layer, C); each row printed as it comes
+    (``width``: the data name's column)."""
+    cv: dict[tuple[str, int, float], dict[str, float]] = {}
+    for name, parts in sets.items():
+        feat, source = combine(parts)
+        for (k, layer), c in itertools.product(enumerate(feat.layers), GRID_C):
+            cv[(name, layer, c)] = r = cross_validate(feat, source, c, k, scored)
+            print(f"{name:{width}} layer {layer:2} C {c:<5} " + " ".join(f"{s} {r[s]:.3f}" for s in scored), flush=True)
+    return cv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", required=True, help="folder for the cached features")
@@ -157,12 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     sets = datasets(features(work))
-    cv: dict[tuple[str, int, float], dict[str, float]] = {}
-    for name, parts in sets.items():
-        feat, source = combine(parts)
-        for (k, layer), c in itertools.product(enumerate(feat.layers), GRID_C):
-            cv[(name, layer, c)] = r = cross_validate(feat, source, c, k)
-            print(f"{name:3} layer {layer:2} C {c:<5} main {r['main']:.3f} minimal {r['minimal']:.3f}", flush=True)
+    cv = grid(sets, ("main", "minimal"), 3)
     if args.out:
         name, layer, c = CHOSEN
         keys = {"cv_accuracy": "main", "cv_accuracy_minimal": "minimal"}

@@ -11,44 +11,15 @@ the rule and with ``--out`` writes the chosen head fitted on all its dev pairs.
 from __future__ import annotations
 
 import argparse
-import itertools
 from pathlib import Path
 
-import torch
-
 from benchmarks.probe_minimal_selection import FILES as MINIMAL_FILES
-from benchmarks.probe_minimal_selection import GRID_C, LAYERS, combine, cross_validate, write_head
-from benchmarks.probe_minimal_selection import features as minimal_features
-from hmx.config import JudgeConfig
-from hmx.judge.authoring import load_judge_model
-from hmx.judge.modes.probe import ProbeJudge
-from hmx.judge.validity.probe_fit import (
-    PairFeatures,
-    candidate_layers,
-    cross_pairs,
-    read_features,
-)
-from hmx.resources import RUBRICS_DIR
-from hmx.rubrics.loading import load_checked
-from hmx.rubrics.pairs import load_pairs
+from benchmarks.probe_minimal_selection import LAYERS, features, grid, write_head
+from hmx.judge.validity.probe_fit import PairFeatures
 
 STYLE_FILE = "train/hmx_feel.style.pairs.jsonl"
 SCORED = ("main", "minimal", "style")
 THRESHOLDS = {"main": 0.93, "minimal": 0.85, "style": 0.90}
-
-
-def features(work: Path) -> dict[str, PairFeatures]:
-    """The three files of probe_minimal_selection and the style dev pairs (cached in ``work``)."""
-    out = minimal_features(work)
-    cache = work / "style.pt"
-    if not cache.is_file():
-        rubric = load_checked("hmx_feel")
-        model, tokenizer = load_judge_model("smollm2-135m", "~/.cache/hmx", "cpu")
-        judge = ProbeJudge(rubric, tokenizer, JudgeConfig(mode="probe"), layers=candidate_layers(30))
-        pairs = load_pairs(RUBRICS_DIR / STYLE_FILE, rubric, "dev")
-        torch.save(read_features(judge, model, pairs, cross_pairs(pairs), torch.device("cpu")).__dict__, cache)
-    out["style"] = PairFeatures(**torch.load(cache, weights_only=False))
-    return out
 
 
 def datasets(f: dict[str, PairFeatures]) -> dict[str, list[tuple[str, PairFeatures, bool]]]:
@@ -76,13 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    sets = datasets(features(work))
-    cv: dict[tuple[str, int, float], dict[str, float]] = {}
-    for name, parts in sets.items():
-        feat, source = combine(parts)
-        for (k, layer), c in itertools.product(enumerate(feat.layers), GRID_C):
-            cv[(name, layer, c)] = r = cross_validate(feat, source, c, k, SCORED)
-            print(f"{name} layer {layer:2} C {c:<5} " + " ".join(f"{s} {r[s]:.3f}" for s in SCORED), flush=True)
+    sets = datasets(features(work, {**MINIMAL_FILES, "style": STYLE_FILE}))
+    cv = grid(sets, SCORED, 0)
     (name, layer, c), met = choose(cv)
     print(f"chosen: {name} layer {layer} C {c} ({'meets' if met else 'does NOT meet'} the dev thresholds {THRESHOLDS})")
     if args.out:
