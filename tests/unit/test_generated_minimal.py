@@ -21,6 +21,12 @@ FUNCTION_WORDS = {
 }
 
 
+def content_overlap(message: str, other: str) -> float:
+    """The content words two messages share (Jaccard over their words less the function words)."""
+    words, theirs = set(word_list(message)) - FUNCTION_WORDS, set(word_list(other)) - FUNCTION_WORDS
+    return len(words & theirs) / len(words | theirs)
+
+
 def shipped_rows() -> list[dict[str, str]]:
     return [
         json.loads(line)
@@ -49,9 +55,7 @@ def test_no_message_or_reply_of_a_shipped_pair_file_nor_a_near_duplicate_message
     replies = {row[k] for row in shipped for k in ("chosen", "rejected", "completion") if k in row}
     generated = generate()
     for prompt in {row["prompt"] for row in generated}:
-        words = set(word_list(prompt)) - FUNCTION_WORDS
         for other in messages:
-            theirs = set(word_list(other)) - FUNCTION_WORDS
-            overlap = len(words & theirs) / len(words | theirs)  # content words shared (Jaccard)
+            overlap = content_overlap(prompt, other)
             assert overlap < 0.3, f"generated message {prompt!r} is close to the shipped {other!r} ({overlap:.2f})"
     assert not {row[k] for row in generated for k in ("chosen", "rejected")} & replies

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from hmx.judge.validity.words_baseline import word_list
 from hmx.resources import RUBRICS_DIR
 from hmx.rubrics.pairs import load_pairs
 from hmx.rubrics.schema import load_rubric
-from tests.unit.test_generated_minimal import FUNCTION_WORDS, GENERATED, shipped_rows
+from tests.unit.test_generated_minimal import GENERATED, content_overlap, shipped_rows
 
 STYLE = RUBRICS_DIR / "train" / "hmx_feel.style.pairs.jsonl"
 STOCK_PHRASES = ("happy to help", "i want to help", "as an ai", "i hope this helps", "i'm here to help")
@@ -38,9 +37,7 @@ def test_no_message_or_reply_of_another_pair_file_nor_a_near_duplicate_message()
     replies = {row[k] for row in others for k in ("chosen", "rejected", "completion") if k in row}
     messages = {row["prompt"] for row in others}
     for prompt in {row["prompt"] for row in rows()}:
-        words = set(word_list(prompt)) - FUNCTION_WORDS
         for other in messages:
-            theirs = set(word_list(other)) - FUNCTION_WORDS
-            overlap = len(words & theirs) / len(words | theirs)
+            overlap = content_overlap(prompt, other)
             assert overlap < 0.3, f"style message {prompt!r} is close to {other!r} ({overlap:.2f})"
     assert not {row[k] for row in rows() for k in ("chosen", "rejected")} & replies
