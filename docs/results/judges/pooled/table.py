@@ -27,6 +27,7 @@ def main() -> int:
     ]
     for name in OUTPUTS:
         splits = json.loads((HERE / "out" / f"{name}.json").read_text())
+        splits = splits if isinstance(splits, list) else [splits]  # one --split: one object
         lines += [blind.row(name.split(".")[0], split) for split in splits]
     (HERE / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
