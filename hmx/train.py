@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import hydra
 import torch
+from accelerate import PartialState
 from omegaconf import DictConfig
 from transformers import TrainerCallback, set_seed
 from trl import GRPOConfig, GRPOTrainer
@@ -226,6 +227,10 @@ def report(run_dir: Path, report_to: list[str], summary: Sequence[str] = ()) -> 
 def main(cfg: DictConfig) -> None:
     with command_errors("train"):
         run(cfg)
+    # a multi-rank launch's process group is torn down here, not by interpreter exit: left to exit, its gloo threads
+    # can abort a rank ("terminate called without an active exception") after a run that finished
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        PartialState().destroy_process_group()
 
 
 if __name__ == "__main__":  # accelerate launch -m hmx.train: Hydra's traceback redacted too
