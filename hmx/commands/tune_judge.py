@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hmx.config import ConfigError
 from hmx.destinations import check_destination
 from hmx.resources import ROOT
-from hmx.rubrics.pairs import load_pairs
+from hmx.rubrics.pairs import LabelledPair, load_pairs
 from hmx.rubrics.schema import Rubric
 
 if TYPE_CHECKING:
@@ -45,6 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-modules", default=None, help="comma-separated")
     p.add_argument("--last-layers", type=int, default=None, help="LoRA on the last N layers (0 or >= depth: all)")
     p.add_argument("--heldout", type=float, default=None, help="share of messages held out to pick the epoch")
+    p.add_argument(
+        "--heldout-split",
+        default=None,
+        help="pick the epoch on this split of --pairs instead (e.g. pairs by other authors); no message in both",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--model", default="tiny", help="preset (smollm2-135m, tiny), hub id or model dir")
     p.add_argument("--cache-dir", default="~/.cache/hmx", help="where the tiny model is built")
@@ -93,6 +98,24 @@ def settings_from(args: argparse.Namespace) -> TuneSettings:
     )
 
 
+def heldout_pairs(args: argparse.Namespace, rubric: Rubric, fit: list[LabelledPair]) -> list[LabelledPair] | None:
+    """``--heldout-split``: its pairs of ``--pairs``, none sharing a message with the fit pairs; else None."""
+    if args.heldout_split is None:
+        return None
+    if args.heldout_split == args.split:
+        raise ConfigError(
+            f"--heldout-split {args.heldout_split!r}: the same split as --split; pick the epoch on another"
+        )
+    held = load_pairs(args.pairs, rubric, args.heldout_split)
+    shared = {p.prompt for p in held} & {p.prompt for p in fit}
+    if shared:
+        raise ConfigError(
+            f"--heldout-split {args.heldout_split!r}: {len(shared)} message(s) also in the fit pairs "
+            f"(e.g. {sorted(shared)[0][:60]!r}); held-out pairs must be of other messages"
+        )
+    return held
+
+
 def shipped_relative(path: Path) -> str:
     resolved = path.expanduser().resolve()
     return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(resolved)
@@ -104,6 +127,9 @@ def run_tune_judge(args: argparse.Namespace, rubric: Rubric, loader: Callable[..
     from hmx.judge.validity.judge_tuning import tune_judge
 
     pairs = load_pairs(args.pairs, rubric, args.split)
+    if args.heldout_split is not None and args.split is None:  # fit on every other split
+        pairs = [p for p in pairs if p.split != args.heldout_split]
+    held_out = heldout_pairs(args, rubric, pairs)
     out = checked_out_path(args.out, args.force)
     settings = settings_from(args)
     with contextlib.redirect_stdout(sys.stderr):
@@ -123,13 +149,14 @@ def run_tune_judge(args: argparse.Namespace, rubric: Rubric, loader: Callable[..
             flush=True,
         )
 
-    result = tune_judge(rubric, tokenizer, model, pairs, device, settings, log)
+    result = tune_judge(rubric, tokenizer, model, pairs, device, settings, log, held_out)
     info = {
         "rubric": rubric.name,
         "criteria": [c.name for c in rubric.criteria],
         "model": args.model,
         "pairs": shipped_relative(Path(args.pairs)),
         "split": args.split,
+        "heldout_split": args.heldout_split,
         "fit_pairs": result.fit_pairs,
         "heldout_pairs": result.heldout_pairs,
         "best_epoch": result.best_epoch,

@@ -73,6 +73,36 @@ def test_tune_judge_writes_an_adapter_that_validate_merges(hmx, tmp_path, cache_
     assert code == 2 and "the file exists; pass --force" in err
 
 
+def test_the_epoch_is_picked_on_another_split_and_a_shared_message_is_refused(hmx, tmp_path, cache_dir):
+    tune = ["rubric", "tune-judge", "--rubric", "hmx_feel", "--model", "tiny", "--cache-dir", str(cache_dir)]
+    out = tmp_path / "held.safetensors"
+    code, stdout, err = hmx(
+        *tune, "--pairs", str(PAIRS), "--split", "dev", "--heldout-split", "test", "--out", str(out), "--epochs", "1"
+    )
+    assert code == 0, err
+    _, _, info = load_adapter(out)
+    assert info["heldout_split"] == "test" and info["fit_pairs"] == 75 and info["heldout_pairs"] == 75
+    assert len(info["history"]) == 2 and "75 held-out" in stdout
+    # a message in both splits would let the epoch be picked on fitted text: refused before the model loads
+    rows = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    leaky = tmp_path / "leaky.pairs.jsonl"
+    moved = {**next(r for r in rows if r["split"] == "dev"), "split": "held"}
+    leaky.write_text("".join(json.dumps(r) + "\n" for r in [*rows, moved]), encoding="utf-8")
+    code, _, err = hmx(
+        *tune,
+        "--pairs",
+        str(leaky),
+        "--split",
+        "dev",
+        "--heldout-split",
+        "held",
+        "--out",
+        str(tmp_path / "x.safetensors"),
+    )
+    assert code == 2 and "--heldout-split 'held': 1 message(s) also in the fit pairs" in err, err
+    assert "Traceback" not in err and not (tmp_path / "x.safetensors").exists()
+
+
 @pytest.mark.parametrize(
     ("make_out", "message"),
     [

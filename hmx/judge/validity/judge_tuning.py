@@ -12,8 +12,9 @@ sequence-classification model on (chosen, rejected) sequences, while this loss n
 expected scores read from the language-model head's label logits under one rubric prompt per criterion.
 
 Held-out selection: the pairs are split by message (every pair of a prompt on one side) into a fit part
-and a held-out part; after each epoch the judge is scored on the held-out pairs and the best epoch's
-adapter is kept (epoch 0, the untuned judge, included): choices are made on dev, never on test.
+and a held-out part, or the held-out pairs are given apart (e.g. a split written by other authors); after
+each epoch the judge is scored on the held-out pairs and the best epoch's adapter is kept (epoch 0, the
+untuned judge, included): choices are made on dev, never on test.
 """
 
 from __future__ import annotations
@@ -134,12 +135,16 @@ def tune_judge(
     device: torch.device,
     settings: TuneSettings,
     log: Any = None,
+    held_out: Sequence[LabelledPair] | None = None,
 ) -> TuneResult:
-    """Train a LoRA judge adapter on ``pairs``; ``model`` is left as it was (the adapter is unloaded)."""
+    """Train a LoRA judge adapter on ``pairs``; ``model`` is left as it was (the adapter is unloaded).
+
+    ``held_out``: the pairs that pick the epoch, given apart (e.g. another author's file); without it, a
+    share ``settings.heldout`` of ``pairs``' messages is held out."""
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     judge = LogprobJudge(rubric, tokenizer, JudgeConfig(mode="logprob", batch_size=48))
-    fit, held = split_by_message(pairs, settings.heldout)
+    fit, held = (list(pairs), list(held_out)) if held_out is not None else split_by_message(pairs, settings.heldout)
     lora = settings.lora(int(getattr(model.config, "num_hidden_layers", 0)))
     peft_model = get_peft_model(model, LoraConfig(**lora))  # type: ignore[arg-type]
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
