@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     with redacted_output():  # Hydra's traceback of a failed run too: no secret reaches the terminal
         entry = getattr(importlib.import_module(module), function)
         if spec.hydra:
-            from hmx.config import renamed_overrides  # a deprecated judge key still overrides (one release)
+            from hmx.config_renames import renamed_overrides  # a deprecated judge key still overrides (one release)
 
             sys.argv = [f"hmx {command}", *renamed_overrides(rest)]
             entry()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from operator import attrgetter
 from typing import Any, ClassVar, TypeVar, cast, get_args, get_type_hints
@@ -18,6 +17,7 @@ from typing import Any, ClassVar, TypeVar, cast, get_args, get_type_hints
 from omegaconf import DictConfig, OmegaConf, flag_override
 from omegaconf.errors import OmegaConfBaseException
 
+from hmx.config_renames import RENAMED, is_node, migrate_node
 from hmx.errors import InputError
 
 T = TypeVar("T")
@@ -252,82 +252,12 @@ SCHEMAS: dict[str, type] = {
 }
 
 
-# A flat key of the previous release -> its place now (dotted, under the same node); kept for one release.
-RENAMED: dict[type, dict[str, str]] = {
-    JudgeConfig: {
-        "contrastive_scale": "contrastive.scale",
-        "examples": "fewshot.examples",
-        "examples_per_criterion": "fewshot.per_criterion",
-        "max_rationale_tokens": "generate.max_rationale_tokens",
-        "probe": "probe.head",
-    }
-}
-_warned: set[str] = set()
-
-
-def migrate_node(schema: type, node: Any, name: str, warn: bool = True) -> Any:
-    """``node`` with the deprecated keys of ``schema`` and of its nested nodes (:data:`RENAMED`) moved to their
-    new places, as a plain dict (interpolations kept); ``node`` itself when it has none. Each old key met is named
-    once per process on stderr (``warn``: a key the user wrote; a run's recorded config.yaml is migrated
-    silently). An old key wins over its new place: that may hold a preset's default, the old key was written."""
-    if isinstance(node, DictConfig):
-        plain = OmegaConf.to_container(node, resolve=False)
-    elif isinstance(node, dict):
-        plain = copy.deepcopy(node)
-    else:
-        return node
-    return plain if _migrate(schema, cast(dict[str, Any], plain), name, warn) else node
-
-
-def _migrate(schema: type, plain: dict[str, Any], name: str, warn: bool) -> bool:
-    moves = RENAMED.get(schema, {})
-    # judge.probe names both the old key (a file) and the new node (a mapping): only a non-mapping is the old key
-    found = [old for old in moves if old in plain and not (moves[old].startswith(f"{old}.") and _is_node(plain[old]))]
-    for old in found:
-        value, path = plain.pop(old), moves[old].split(".")
-        parent = plain
-        for key in path[:-1]:
-            if not _is_node(parent.get(key)):
-                parent[key] = {}
-            parent = parent[key]
-        parent[path[-1]] = value
-        if warn and f"{name}.{old}" not in _warned:
-            _warned.add(f"{name}.{old}")
-            print(f"hmx: config field '{name}.{old}' is deprecated: use {name}.{moves[old]}", file=sys.stderr)
-    changed = bool(found)
-    hints = get_type_hints(schema)
-    for item in fields(schema):
-        nested = next((t for t in (hints[item.name], *get_args(hints[item.name])) if is_dataclass(t)), None)
-        if isinstance(nested, type) and _is_node(plain.get(item.name)):
-            changed = _migrate(nested, plain[item.name], f"{name}.{item.name}", warn) or changed
-    return changed
-
-
-def _is_node(value: Any) -> bool:
-    return isinstance(value, (dict, DictConfig))
-
-
 def renamed_field(dotted: str) -> str:
     """A recorded field name (``judge.probe``, as an old run's inputs.json has it) under its current name."""
     node, _, key = dotted.partition(".")
     schema = SCHEMAS.get(node)
-    new = RENAMED.get(schema, {}).get(key) if schema else None
+    new = RENAMED.get(schema.__name__, {}).get(key) if schema else None
     return f"{node}.{new}" if new else dotted
-
-
-def renamed_overrides(overrides: list[str]) -> list[str]:
-    """Hydra overrides with a deprecated judge key (``judge.contrastive_scale=5``, also under another node:
-    ``suite.expression.judge.examples=F``) force-added (``++``): a preset no longer has the key, so Hydra would
-    refuse it; :func:`migrate_node` then moves it to its new place, with its message."""
-    old_keys = RENAMED[JudgeConfig]
-    out = []
-    for override in overrides:
-        key, equals, _ = override.partition("=")
-        parts = key.split(".")
-        if equals and key[:1] not in "+~-" and len(parts) >= 2 and parts[-2] == "judge" and parts[-1] in old_keys:
-            override = f"++{override}"
-        out.append(override)
-    return out
 
 
 def parse_node(schema: type[T], node: Any, name: str) -> T:
@@ -361,7 +291,7 @@ def _collect_nodes(schema: type, node: Any, name: str) -> Any:
     """``node`` as a plain dict with, in each node of a schema with an open ``NODES`` field (JudgeConfig:
     ``judge.<mode>``, also nested: ``suite.expression.judge``), every mapping-valued key that is not a field moved
     into that field, untyped (the mode table parses it); ``node`` itself when there is none."""
-    if not _is_node(node):
+    if not is_node(node):
         return node
     plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else copy.deepcopy(node)
     return plain if _collect(schema, cast(dict[str, Any], plain), name) else node
@@ -407,8 +337,8 @@ def _scalar_for_node(schema: type, node: Any) -> tuple[str, str, Any] | None:
     its keys and the value."""
     default = schema()
     for item in fields(schema):
-        value, nested = (node.get(item.name) if _is_node(node) else None), getattr(default, item.name)
-        if is_dataclass(nested) and value is not None and not _is_node(value):
+        value, nested = (node.get(item.name) if is_node(node) else None), getattr(default, item.name)
+        if is_dataclass(nested) and value is not None and not is_node(value):
             return item.name, ", ".join(f.name for f in fields(nested)), value
     return None
 

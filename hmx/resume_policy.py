@@ -13,7 +13,7 @@ is applied, recorded and **warned** about: the continuation is no longer what an
 run would have done. The content of the files the config names (``inputs.json``,
 hmx/run_inputs.py) is checked the same way, by the field that names the file: a rubric edited in
 place is refused. A run recorded with the previous release's flat judge keys is compared under the
-new names (hmx.config.migrate_node). All of this is checked before anything is written, so
+new names (hmx.config_renames.migrate_node). All of this is checked before anything is written, so
 ``config.yaml`` and ``inputs.json`` always state what is in effect.
 """
 
@@ -34,11 +34,11 @@ from hmx.config import (
     ConfigError,
     JudgeConfig,
     ModeOptions,
-    migrate_node,
     node_dict,
     parse_node,
     renamed_field,
 )
+from hmx.config_renames import migrate_node
 from hmx.tracking import REDACTED, redact
 
 # Prefixes of dotted config keys; a key matches a prefix ending in "." or equal to it.

@@ -23,7 +23,8 @@ from trl import GRPOConfig, GRPOTrainer
 
 from hmx.before_after import BeforeAfter, pick_prompts
 from hmx.checkpoints import PickleFreeCheckpoints, plan_run, save_adapter, take_run
-from hmx.config import ConfigError, plain_dict, renamed_overrides, typed_node
+from hmx.config import ConfigError, plain_dict, typed_node
+from hmx.config_renames import renamed_overrides
 from hmx.cpu_threads import check_cpu_threads
 from hmx.data import load_prompts
 from hmx.errors import command_errors

@@ -3,8 +3,8 @@
 Each option of :func:`hmx.judge.registry.mode_options` (the engine's flat ``max_batch_tokens``, each mode's node:
 ``contrastive.scale``, ``probe.head``, ...) is a flag named after its key, dots and underscores as dashes
 (``--contrastive-scale``, ``--probe-head``), with the flag of its deprecated flat key as an alias (``--probe``,
-``--examples``: :data:`hmx.config.RENAMED`); its type and default are JudgeConfig's, or those of the options class
-the mode's row names (:func:`hmx.judge.registry.option_classes`).
+``--examples``: :data:`hmx.config_renames.RENAMED`); its type and default are JudgeConfig's, or those of the
+options class the mode's row names (:func:`hmx.judge.registry.option_classes`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import dataclasses
 import typing
 from typing import Any
 
-from hmx.config import RENAMED, JudgeConfig, node_dict, parse_node
+from hmx.config import JudgeConfig, node_dict, parse_node
+from hmx.config_renames import RENAMED
 from hmx.judge.registry import MODES, check_judge_config, mode_options, option_classes
 
 SHARED_OPTIONS = ("weights", "batch_size")  # the judge options every mode reads that the sub-commands offer
@@ -33,7 +34,7 @@ def _field(dotted: str) -> tuple[type, Any]:
 def flag_names(dotted: str) -> list[str]:
     """``--contrastive-scale`` for ``contrastive.scale``; then the flag of its old flat key, when that differs."""
     names = ["--" + dotted.replace(".", "-").replace("_", "-")]
-    old = next((o for o, new in RENAMED[JudgeConfig].items() if new == dotted), None)
+    old = next((o for o, new in RENAMED["JudgeConfig"].items() if new == dotted), None)
     if old is not None and "--" + old.replace("_", "-") not in names:
         names.append("--" + old.replace("_", "-"))
     return names

@@ -22,7 +22,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from hmx.config import JudgeConfig, ModelConfig, migrate_node, typed_node
+from hmx.config import JudgeConfig, ModelConfig, typed_node
+from hmx.config_renames import migrate_node
 from hmx.judge.registry import options, scoring_config
 from hmx.resources import ROOT
 

@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from hmx.config import ConfigError, JudgeConfig, node_dict, renamed_overrides, typed_node
+from hmx.config import ConfigError, JudgeConfig, node_dict, typed_node
+from hmx.config_renames import renamed_overrides
 from hmx.errors import command_errors
 from hmx.evaluation.benchmarks import run_benchmarks
 from hmx.evaluation.expression import load_instrument, run_expression

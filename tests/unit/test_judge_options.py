@@ -11,22 +11,21 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from hmx import cli, config
+from hmx import cli, config_renames
 from hmx.config import (
-    RENAMED,
     ConfigError,
     JudgeConfig,
     ModeOptions,
     parse_node,
-    renamed_overrides,
     typed_node,
 )
+from hmx.config_renames import RENAMED, renamed_overrides
 from hmx.judge.registry import check_judge_config, option_classes, options
 from hmx.resources import CONF_DIR, RUBRICS_DIR
 from hmx.resume_policy import config_changes, input_changes, judge_rules
 
 PAIRS = str(RUBRICS_DIR / "hmx_feel.pairs.jsonl")
-OLD = RENAMED[JudgeConfig]
+OLD = RENAMED["JudgeConfig"]
 # each deprecated key: a value, the preset that has its mode, and where the value lands now
 CASES = {
     "contrastive_scale": ("2.5", "contrastive", lambda j: options(j, "contrastive").scale, 2.5),
@@ -39,7 +38,7 @@ CASES = {
 
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch):
-    monkeypatch.setattr(config, "_warned", set())  # each message is printed once per process
+    monkeypatch.setattr(config_renames, "_warned", set())  # each message is printed once per process
 
 
 def composed(*overrides: str, searchpath: Path | None = None):
