@@ -109,7 +109,12 @@ class MetricsFile(TrainerCallback):
                 handle.write(json.dumps(record) + "\n")
 
     def on_train_end(self, args, state, control, **kwargs):
-        if state.is_world_process_zero and self.path.is_file():
+        if state.is_world_process_zero:
+            self.plot()
+
+    def plot(self) -> None:
+        """rewards.png from metrics.jsonl as it stands (again after a row logged at the end of the run)."""
+        if self.path.is_file():
             run_dir = self.path.parent
             plot_rewards(read_metrics(self.path), run_dir / "rewards.png", *run_settings(run_dir / "config.yaml"))
 

@@ -145,6 +145,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     # TRL 1.16 toggles checkpointing around each generation through transformers 5's renamed API (our key is
     # activation_checkpointing): up to three FutureWarnings a step, none of them the user's to act on
     warnings.filterwarnings("ignore", DEPRECATED_CHECKPOINTING, FutureWarning, r"transformers\.modeling_utils")
+    metrics_file = MetricsFile(run_dir)
     try:
         trainer = GRPOTrainer(
             model=model,
@@ -154,7 +155,7 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             processing_class=tokenizer,
             peft_config=peft_config,
             callbacks=[
-                MetricsFile(run_dir),
+                metrics_file,
                 PickleFreeCheckpoints(),
                 BeforeAfter(run_dir, tokenizer, shown),
                 *callbacks,
@@ -182,6 +183,13 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
             stopped = stop.signal is not None and trainer.state.global_step < trainer.state.max_steps
             if not stopped:
                 save_adapter(trainer, run_dir)  # atomic: adapter/ appears complete or not at all
+                final = audit.final_pass(
+                    cast(torch.nn.Module, trainer.model), trainer.accelerator.device, trainer.state.global_step
+                )
+                if final:  # its own row: metrics.jsonl, W&B and the alarms (callbacks' on_log), then the plot again
+                    trainer.control = trainer.callback_handler.on_log(args, trainer.state, trainer.control, final)
+                    if is_main_process():
+                        metrics_file.plot()
     except BaseException:
         if is_main_process() and run_dir.exists():
             (run_dir / "FAILED").write_text(redact_text(traceback.format_exc()), encoding="utf-8")

@@ -13,7 +13,8 @@ metrics.jsonl and W&B. The signals (docs/training.md, "Reward-hacking audit"):
   unigram counts, fitted on the last ``audit.window`` steps' completions, with whole groups held
   out (5-fold GroupKFold). 1: a bag of words explains every reward difference GRPO learns from.
 - ``audit/minimal_accuracy``: the policy-weights judge's pairwise accuracy on minimal pairs
-  (``audit.pairs``/``audit.split``), every ``audit.minimal_steps`` steps from step 0. At step 0 no
+  (``audit.pairs``/``audit.split``), every ``audit.minimal_steps`` steps from step 0, and once more on the
+  final weights when the run ends (:meth:`RewardAudit.final_pass`, its own row at the last step). At step 0 no
   update has been made and LoRA's B matrices are zero, so the policy is the loaded model: when
   ``rubrics/records/judge_checks.yaml`` records this pass for exactly this judge, weights, pairs and
   precision (content hashes, :mod:`hmx.judge.validity.records`), its recorded accuracy is the first
@@ -240,7 +241,16 @@ class RewardAudit:
         for name, value in metrics.items():
             log_metric(name, value)
 
-    def _minimal_accuracy(self, model: torch.nn.Module, device: torch.device, step: int) -> float:
+    def final_pass(self, model: torch.nn.Module, device: torch.device, step: int) -> dict[str, float]:
+        """``audit/minimal_accuracy`` of the final weights, after the run's last update (every reward pass comes
+        before its update, so no pass sees them); {} when the minimal pairs are off. Every rank calls it."""
+        if not (self.pairs and self.policy_build is not None and self.cfg.minimal_steps):
+            return {}
+        metrics = {"audit/minimal_accuracy": self._minimal_accuracy(model, device, step, final=True)}
+        self.history.append((step, metrics))
+        return metrics
+
+    def _minimal_accuracy(self, model: torch.nn.Module, device: torch.device, step: int, final: bool = False) -> float:
         """The policy-weights judge on the minimal pairs: recorded at step 0 when a record applies, else scored."""
         assert self.policy_build is not None
         records, key = self.records, self.record_key
@@ -258,7 +268,8 @@ class RewardAudit:
                     flush=True,
                 )
             return recorded.overall.accuracy
-        with progress_bar(f"audit: minimal pairs (step {step})", enabled=is_main_process()) as progress:
+        where = f"the final weights, after {step} updates" if final else f"step {step}"
+        with progress_bar(f"audit: minimal pairs ({where})", enabled=is_main_process()) as progress:
             validity: Validity = validate(
                 self.policy_build, self.rubric, model, self.pairs, device, self.mode, "policy", progress=progress
             )

@@ -31,6 +31,9 @@ def test_the_audit_runs_in_every_training_run(make_cfg, capsys):
     assert "audit/lexical_index" not in rows[0]  # 2 groups of 4 in the window: too few to fit
     assert all(0.0 <= r["audit/lexical_index"] <= 1.0 for r in rows[1:])  # 4+ groups from step 2
     assert [r["step"] for r in rows if "audit/minimal_accuracy" in r] == [1, 3]  # after 0 and 2 updates
+    final = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward" not in r and "audit/minimal_accuracy" in r]
+    assert [r["step"] for r in final] == [4]  # and the final weights, after the last update: their own row
+    assert 0.0 <= final[0]["audit/minimal_accuracy"] <= 1.0
 
     # the first minimal-pair accuracy is the untrained model's: measured again from scratch, it agrees
     rubric = load_rubric(RUBRICS_DIR / "hmx_feel.yaml")
@@ -59,6 +62,8 @@ def test_the_audit_runs_in_every_training_run(make_cfg, capsys):
     assert "audit (docs/training.md#reward-hacking-audit):" in out  # the end-of-run summary
     for signal in ("base_agreement", "lexical_index", "minimal_accuracy", "reward_spread"):
         assert f"  {signal} " in out
+    first, last = rows[0]["audit/minimal_accuracy"], final[0]["audit/minimal_accuracy"]
+    assert f"  minimal_accuracy  {first:.3f} -> {last:.3f}" in out  # the summary's last value: the final weights
 
 
 def test_the_audit_does_not_change_training(make_cfg):

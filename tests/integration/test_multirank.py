@@ -155,6 +155,8 @@ def test_zero3_trains_shards_judges_and_saves_a_usable_adapter(tmp_path, cache_d
     for key in ("audit/base_agreement", "audit/reward_spread", "audit/minimal_accuracy"):
         assert all(key in row for row in audited), key
     assert [row["step"] for row in audited if "audit/lexical_index" in row] == [2, 3]  # 4 groups per rank from step 2
+    final = [row for row in rows if "reward" not in row and "audit/minimal_accuracy" in row]
+    assert [row["step"] for row in final] == [STEPS]  # the final weights' pass, every rank, after the last update
 
     trained = locate_run(run_dir)
     model, tokenizer = load_adapter_model(trained), load_run_tokenizer(trained)
