@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+from tqdm.auto import tqdm
 
 from hmx.config import JudgeConfig
 from hmx.judge.modes.logprob import LogprobJudge, expected_scores
@@ -165,6 +166,7 @@ def tune_judge(
         order.shuffle(shuffled)
         losses, right = [], []
         peft_model.eval()  # no dropout: the judge trains as it scores
+        bar = tqdm(total=len(shuffled), desc=f"tune-judge epoch {epoch}", unit="pair", leave=False, disable=not log)
         for i in range(0, len(shuffled), step):
             scores = pair_scores(judge, peft_model, shuffled[i : i + step], device)
             loss = bt_loss(scores, settings.beta)
@@ -173,6 +175,8 @@ def tune_judge(
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+            bar.update(len(scores))
+        bar.close()
         held_accuracy, held_loss = evaluate(judge, peft_model, held, device, step)
         row = {
             "epoch": epoch,
