@@ -148,6 +148,14 @@ def run_tune_judge(args: argparse.Namespace, rubric: Rubric, loader: Callable[..
             file=sys.stderr,
             flush=True,
         )
+        if row.get("collapsed"):
+            print(
+                f"hmx rubric tune-judge: WARNING: epoch {row['epoch']}: every fit pair tied (loss ln 2): the judge "
+                "gives every reply the same expected score and no gradient is left, so tuning stops here; a lower "
+                "--lr or --beta, or fewer --target-modules, may keep it from collapsing",
+                file=sys.stderr,
+                flush=True,
+            )
 
     result = tune_judge(rubric, tokenizer, model, pairs, device, settings, log, held_out)
     info = {

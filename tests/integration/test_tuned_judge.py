@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -41,6 +42,20 @@ def test_tuning_really_trains_the_judge_and_leaves_the_model_as_it_was(
     assert not any("lora" in name for name, _ in merged.named_modules())  # plain weights, no second copy
     tuned, _ = evaluate(judge, merged, pairs, torch.device("cpu"), 8)
     assert tuned > untuned, (tuned, untuned)
+
+
+def test_a_judge_that_ties_every_pair_stops_tuning_with_the_epoch_marked(feel_rubric, tiny_model, tiny_tokenizer):
+    """A judge whose label logits are the same for every reply: every pair ties, no gradient is left."""
+    flat = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        flat.get_output_embeddings().weight.zero_()  # uniform label distribution whatever the reply
+    pairs = load_pairs(PAIRS, feel_rubric, "dev")[:16]
+    settings = TuneSettings(epochs=3, pairs_per_step=8, heldout=0.0)
+    result = tune_judge(feel_rubric, tiny_tokenizer, flat, pairs, torch.device("cpu"), settings)
+    assert [row["epoch"] for row in result.history] == [0, 1]  # stopped after the first tied epoch
+    assert result.history[1]["collapsed"] == 1.0 and result.history[1]["fit_loss"] == pytest.approx(math.log(2))
+    ok = tune_judge(feel_rubric, tiny_tokenizer, tiny_model, pairs, torch.device("cpu"), settings)
+    assert len(ok.history) == 4 and not any("collapsed" in row for row in ok.history)  # a live judge runs on
 
 
 def test_held_out_messages_are_never_fitted_on(feel_rubric):

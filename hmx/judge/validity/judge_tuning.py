@@ -70,7 +70,8 @@ class TuneSettings:
 class TuneResult:
     tensors: dict[str, torch.Tensor]  # the kept epoch's LoRA state dict (peft's keys)
     lora: dict[str, Any]
-    history: list[dict[str, float]]  # per epoch: fit loss, fit and held-out accuracy (epoch 0: untuned)
+    history: list[dict[str, float]]  # per epoch: fit loss, fit and held-out accuracy (epoch 0: untuned);
+    # "collapsed": 1.0 on an epoch where every fit pair tied (the run stops there)
     best_epoch: int
     fit_pairs: int
     heldout_pairs: int
@@ -102,6 +103,12 @@ def pair_scores(
         criterion = judge.rubric.criteria[j]
         rows.append(expected_scores(chosen_rejected, judge.label_ids[j], criterion.values)[0])
     return torch.stack(rows)
+
+
+def collapsed(scores: torch.Tensor) -> bool:
+    """Every pair a tie: the judge gives both replies the same expected score, so the Bradley-Terry loss is
+    ln 2 with no gradient left to move it (a label distribution saturated on one label)."""
+    return bool(len(scores)) and bool(((scores[:, 0] - scores[:, 1]).abs() <= 1e-4).all())
 
 
 def bt_loss(scores: torch.Tensor, beta: float) -> torch.Tensor:
@@ -164,13 +171,14 @@ def tune_judge(
     for epoch in range(1, settings.epochs + 1):
         shuffled = list(fit)
         order.shuffle(shuffled)
-        losses, right = [], []
+        losses, right, tied = [], [], True
         peft_model.eval()  # no dropout: the judge trains as it scores
         bar = tqdm(total=len(shuffled), desc=f"tune-judge epoch {epoch}", unit="pair", leave=False, disable=not log)
         for i in range(0, len(shuffled), step):
             scores = pair_scores(judge, peft_model, shuffled[i : i + step], device)
             loss = bt_loss(scores, settings.beta)
             right.append(pair_accuracy(scores.detach()) * len(scores))
+            tied = tied and collapsed(scores.detach())
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -184,11 +192,15 @@ def tune_judge(
             "fit_accuracy": sum(right) / len(shuffled),  # running: each batch scored before its update
             "heldout_accuracy": held_accuracy,
         }
+        if tied:
+            row["collapsed"] = 1.0
         history.append(row)
         if log:
             log(row)
         if not held or (held_accuracy, -held_loss) > best_key:
             best, best_key, kept = epoch, (held_accuracy, -held_loss), snapshot()
+        if tied:  # no gradient is left: the later epochs would be the same
+            break
     peft_model.unload()  # the caller's model without the LoRA layers
     seconds = round(time.perf_counter() - started, 1)
     return TuneResult(kept, lora, history, best, len(fit), len(held), seconds)
