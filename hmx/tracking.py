@@ -97,7 +97,7 @@ def configure_wandb(cfg: LoggerConfig, run_dir: Path, run_name: str) -> list[str
 
 
 class MetricsFile(TrainerCallback):
-    """Appends every log record to ``metrics.jsonl`` (rank 0) and draws ``rewards.png`` at the end."""
+    """Appends every log record to ``metrics.jsonl`` (rank 0); :meth:`plot` draws ``rewards.png`` from it."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / "metrics.jsonl"
@@ -108,12 +108,9 @@ class MetricsFile(TrainerCallback):
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
 
-    def on_train_end(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            self.plot()
-
     def plot(self) -> None:
-        """rewards.png from metrics.jsonl as it stands (again after a row logged at the end of the run)."""
+        """rewards.png from metrics.jsonl (rank 0; ``hmx train`` calls it once the run's last row is in, the
+        audit's final pass after training included)."""
         if self.path.is_file():
             run_dir = self.path.parent
             plot_rewards(read_metrics(self.path), run_dir / "rewards.png", *run_settings(run_dir / "config.yaml"))

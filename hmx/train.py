@@ -186,10 +186,10 @@ def run(cfg: DictConfig, callbacks: Sequence[TrainerCallback] = ()) -> Path:
                 final = audit.final_pass(
                     cast(torch.nn.Module, trainer.model), trainer.accelerator.device, trainer.state.global_step
                 )
-                if final:  # its own row: metrics.jsonl, W&B and the alarms (callbacks' on_log), then the plot again
+                if final:  # its own row: metrics.jsonl, W&B and the alarms (callbacks' on_log)
                     trainer.control = trainer.callback_handler.on_log(args, trainer.state, trainer.control, final)
-                    if is_main_process():
-                        metrics_file.plot()
+            if is_main_process():
+                metrics_file.plot()  # once, with every row in (a stopped run's too)
     except BaseException:
         if is_main_process() and run_dir.exists():
             (run_dir / "FAILED").write_text(redact_text(traceback.format_exc()), encoding="utf-8")

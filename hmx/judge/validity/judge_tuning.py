@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from hmx.config import JudgeConfig
 from hmx.judge.modes.logprob import LogprobJudge, expected_scores
+from hmx.judge.validity.accuracy import TIE
 from hmx.judge.verdicts import judging
 from hmx.rubrics.pairs import LabelledPair
 from hmx.rubrics.schema import Rubric
@@ -108,7 +109,7 @@ def pair_scores(
 def collapsed(scores: torch.Tensor) -> bool:
     """Every pair a tie: the judge gives both replies the same expected score, so the Bradley-Terry loss is
     ln 2 with no gradient left to move it (a label distribution saturated on one label)."""
-    return bool(len(scores)) and bool(((scores[:, 0] - scores[:, 1]).abs() <= 1e-4).all())
+    return bool(len(scores)) and bool(((scores[:, 0] - scores[:, 1]).abs() <= TIE).all())
 
 
 def bt_loss(scores: torch.Tensor, beta: float) -> torch.Tensor:
@@ -121,7 +122,7 @@ def pair_accuracy(scores: torch.Tensor) -> float:
     if len(scores) == 0:
         return float("nan")
     gap = scores[:, 0] - scores[:, 1]
-    return float(((gap > 1e-4).float() + 0.5 * (gap.abs() <= 1e-4).float()).mean())
+    return float(((gap > TIE).float() + 0.5 * (gap.abs() <= TIE).float()).mean())
 
 
 def evaluate(
